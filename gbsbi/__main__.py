@@ -1,0 +1,5 @@
+import sys
+
+from gbsbi.cli import main
+
+sys.exit(main())

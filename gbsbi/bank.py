@@ -1,0 +1,288 @@
+"""Simulation banks: many simulated maps with their parameters, made reproducibly and resumably.
+
+A bank is a maps file (:mod:`gbsbi.io.mapsfile`, SPEC section 5) with the true ``theta`` of
+every map, plus ``phi`` (n,) and root attributes ``config`` (canonical JSON of the experiment
+configuration, the prior, the seed, the number of maps and the block size), ``config_hash`` (its
+SHA-256) and ``content_hash`` (SHA-256 of theta, temperature and the maps, in order).
+
+Why HDF5 with a journal: HDF5 is what beamline software reads (h5py, silx, HDFView), and its
+chunked datasets let readers take one block of maps at a time. HDF5 is not safe against a kill
+in the middle of a write (the whole file can become unreadable), so a run first journals every
+finished block as its own small ``.npz`` file in ``OUT.parts/`` (written under a temporary name
+and renamed, so a block is either complete or absent), then assembles the chunked HDF5 file,
+again under a temporary name. A run killed at any moment loses at most the blocks in flight;
+``--resume`` simulates only the missing blocks. Every block draws from its own random stream,
+``SeedSequence(seed, spawn_key=(block,))``, so the bank's bytes depend on the seed and the block
+size only, not on interruptions, the number of workers or the scheduler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from gbsbi.errors import GbsbiError
+from gbsbi.io.atomic import atomic_path, check_writable
+from gbsbi.io.mapsfile import FORMAT, VERSION
+from gbsbi.summaries.phi import phi
+from simulators.config import ExperimentConfig, Prior, config_hash
+from simulators.gb import two_time_maps
+
+#: Maps per HDF5 chunk of ``C`` (16 maps of 128 x 128 float32 = 1 MiB).
+CHUNK_MAPS = 16
+
+
+@dataclass(frozen=True)
+class BankSpec:
+    """Everything that determines a bank's content.
+
+    Attributes:
+        config: the experiment configuration.
+        prior: the prior the parameters are drawn from.
+        n: number of maps.
+        seed: root seed of the random streams.
+        block_size: maps per block (the unit of work, of journaling and of random streams).
+    """
+
+    config: ExperimentConfig
+    prior: Prior
+    n: int
+    seed: int
+    block_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise GbsbiError(f"--n must be at least 1, got {self.n}")
+        if self.seed < 0:
+            raise GbsbiError(f"--seed must be non-negative, got {self.seed}")
+        if self.block_size < 1:
+            raise GbsbiError(f"--block-size must be at least 1, got {self.block_size}")
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.n // self.block_size)
+
+    def block_range(self, block: int) -> tuple[int, int]:
+        start = block * self.block_size
+        return start, min(start + self.block_size, self.n)
+
+    def to_json(self) -> str:
+        data = {
+            "experiment": self.config.to_dict(),
+            "prior": self.prior.to_dict(),
+            "n": self.n,
+            "seed": self.seed,
+            "block_size": self.block_size,
+        }
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def block_rng(seed: int, block: int) -> np.random.Generator:
+    """The independent random stream of one block."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(block,))))
+
+
+def simulate_block(spec: BankSpec, block: int) -> dict[str, np.ndarray]:
+    """Simulate one block of a bank (a pure function of the spec and the block index).
+
+    Returns:
+        ``theta`` (m, 3), ``temperature`` (m,), ``C`` (m, T, T) float32 and ``phi`` (m,).
+    """
+    start, stop = spec.block_range(block)
+    rng = block_rng(spec.seed, block)
+    theta, temperature = spec.prior.sample(stop - start, rng)
+    maps = two_time_maps(theta, temperature, spec.config, rng)
+    return {"theta": theta, "temperature": temperature, "C": maps, "phi": phi(maps)}
+
+
+class Journal:
+    """The folder ``OUT.parts/`` of finished blocks of an unfinished bank."""
+
+    def __init__(self, out: Path, spec: BankSpec) -> None:
+        self.folder = out.with_name(out.name + ".parts")
+        self.spec = spec
+        self.manifest = self.folder / "manifest.json"
+
+    def open(self, resume: bool) -> None:
+        """Create the journal, or check that an existing one belongs to the same spec."""
+        text = self.spec.to_json()
+        if self.folder.exists():
+            if not resume:
+                raise GbsbiError(
+                    f"an interrupted run left {self.folder}; continue it with --resume "
+                    "or delete that folder"
+                )
+            try:
+                found = json.loads(self.manifest.read_text())["config_hash"]
+            except (OSError, ValueError, KeyError):
+                raise GbsbiError(f"{self.manifest} is missing or unreadable") from None
+            if found != config_hash(text):
+                raise GbsbiError(
+                    f"--resume: {self.folder} was made with another configuration "
+                    f"(hash {found[:12]}, now {config_hash(text)[:12]}); use the same "
+                    "configuration, seed, --n and --block-size, or delete that folder"
+                )
+            return
+        self.folder.mkdir()
+        manifest = {"config": json.loads(text), "config_hash": config_hash(text)}
+        _write_atomic(self.manifest, json.dumps(manifest, indent=1).encode())
+
+    def path(self, block: int) -> Path:
+        return self.folder / f"block_{block:07d}.npz"
+
+    def done(self) -> set[int]:
+        return {b for b in range(self.spec.n_blocks) if self.path(b).exists()}
+
+    def save(self, block: int, arrays: dict[str, np.ndarray]) -> None:
+        tmp = self.folder / f".block_{block:07d}.{os.getpid()}.tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, self.path(block))
+
+    def load(self, block: int) -> dict[str, np.ndarray]:
+        with np.load(self.path(block)) as data:
+            return {key: data[key] for key in data.files}
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder)
+
+
+def _write_atomic(path: Path, payload: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(payload)
+    os.replace(tmp, path)
+
+
+def assemble(out: Path, spec: BankSpec, journal: Journal) -> str:
+    """Write the bank's HDF5 file from the journal, one block in memory at a time.
+
+    Returns:
+        The content hash (SHA-256 of theta, temperature and C, in order).
+    """
+    T = spec.config.n_frames
+    digest = hashlib.sha256()
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        text = spec.to_json()
+        f.attrs.update(
+            format=FORMAT, version=VERSION, kind="bank", config=text,
+            config_hash=config_hash(text), seed=spec.seed,
+        )
+        chunk = (min(CHUNK_MAPS, spec.n), T, T)
+        maps = f.create_dataset("C", (spec.n, T, T), dtype="f4", chunks=chunk)
+        theta = f.create_dataset("theta", (spec.n, 3), dtype="f8")
+        temperature = f.create_dataset("temperature", (spec.n,), dtype="f8")
+        phis = f.create_dataset("phi", (spec.n,), dtype="f8")
+        f["t"] = spec.config.t
+        f["q"] = np.full(spec.n, spec.config.q)
+        for block in range(spec.n_blocks):
+            start, stop = spec.block_range(block)
+            data = journal.load(block)
+            maps[start:stop], theta[start:stop] = data["C"], data["theta"]
+            temperature[start:stop], phis[start:stop] = data["temperature"], data["phi"]
+            for key in ("theta", "temperature", "C"):
+                digest.update(np.ascontiguousarray(data[key]).tobytes())
+        f.attrs["content_hash"] = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def _run_local(spec: BankSpec, todo: list[int], workers: int) -> Iterator[tuple[int, dict]]:
+    if workers <= 1:
+        for block in todo:
+            yield block, simulate_block(spec, block)
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+        pending = {pool.submit(simulate_block, spec, b): b for b in todo[: 2 * workers]}
+        queue = todo[2 * workers :]
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    block = pending.pop(future)
+                    if queue:
+                        nxt = queue.pop(0)
+                        pending[pool.submit(simulate_block, spec, nxt)] = nxt
+                    yield block, future.result()
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+def _one_thread() -> None:
+    """Worker initialiser: one BLAS thread per process, so K workers use K cores."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def _run_dask(spec: BankSpec, todo: list[int], address: str) -> Iterator[tuple[int, dict]]:
+    from distributed import Client, as_completed
+
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError) as err:
+        raise GbsbiError(f"--scheduler {address}: cannot connect ({err})") from None
+    with client:
+        futures = client.map(simulate_block, [spec] * len(todo), todo, pure=False)
+        index = {future.key: block for future, block in zip(futures, todo, strict=True)}
+        for future in as_completed(futures):
+            yield index[future.key], future.result()
+            future.release()
+
+
+def simulate_bank(
+    out: str | os.PathLike,
+    spec: BankSpec,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> str:
+    """Simulate a bank into ``out``, journaling finished blocks so that a killed run resumes.
+
+    Args:
+        out: the HDF5 file to write.
+        spec: what to simulate.
+        resume: continue an interrupted run (its journal must belong to the same spec).
+        overwrite: replace an existing ``out``.
+        workers: local worker processes (ignored with ``scheduler``).
+        scheduler: address of a Dask distributed scheduler, e.g. ``tcp://10.0.0.1:8786``.
+        progress: called with the number of maps finished, after each block (and once at the
+            start with the number already journaled).
+
+    Returns:
+        The bank's content hash.
+    """
+    out = check_writable(out)
+    if out.exists() and not overwrite and not resume:
+        raise GbsbiError(f"{out} exists; pass --overwrite to replace it")
+    if workers < 1:
+        raise GbsbiError(f"--workers must be at least 1, got {workers}")
+    journal = Journal(out, spec)
+    journal.open(resume)
+    done = journal.done()
+    todo = [b for b in range(spec.n_blocks) if b not in done]
+    if progress is not None:
+        progress(sum(stop - start for start, stop in map(spec.block_range, done)))
+    runner = _run_dask(spec, todo, scheduler) if scheduler else _run_local(spec, todo, workers)
+    for block, arrays in runner:
+        journal.save(block, arrays)
+        if progress is not None:
+            start, stop = spec.block_range(block)
+            progress(stop - start)
+    content = assemble(out, spec, journal)
+    journal.remove()
+    return content

@@ -1,0 +1,1 @@
+"""Inference: the adapter to sbi and torch (the only place torch is imported)."""

@@ -1,0 +1,1 @@
+"""Files: the maps interchange file, simulation banks, atomic writes."""

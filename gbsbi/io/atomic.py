@@ -1,0 +1,45 @@
+"""Write a file under a temporary name and rename it into place, so no partial file is left."""
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from gbsbi.errors import GbsbiError
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail early, in the user's words, when ``path`` cannot be written.
+
+    Args:
+        path: the output file the user asked for.
+
+    Returns:
+        The path, resolved to a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise GbsbiError(f"output path {path} is a directory, expected a file name")
+    if not parent.is_dir():
+        raise GbsbiError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise GbsbiError(f"cannot write {path}: permission denied")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` on success, delete on error.
+
+    Args:
+        path: the final output file.
+    """
+    path = check_writable(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,1 @@
+"""Summary statistics of two-time maps."""

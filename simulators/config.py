@@ -1,0 +1,216 @@
+"""Experiment configuration and prior of the grain-boundary model, as frozen dataclasses.
+
+Units used throughout: lengths in nm, times in s, q in nm^-1, D in nm^2/s, sigma in J/m^2, the
+GB mobility M in m^4/(J s) (the unit of the materials literature), temperature in K.
+
+Both classes serialise to JSON (:meth:`to_dict`, :meth:`from_dict`) and carry a content hash
+(:func:`config_hash`) stored with every artefact they produce. Unknown keys are rejected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Boltzmann constant in J/K.
+K_B = 1.380649e-23
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid."""
+
+
+def _from_dict(cls: type, data: dict, where: str) -> object:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown {where} key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(names))}"
+        )
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Fixed constants of one XPCS experiment and of the GB model (SPEC section 2).
+
+    Attributes:
+        q: momentum transfer component q_z normal to the boundary, nm^-1.
+        n_frames: number of frames T of the two-time map.
+        window: duration of the observation window, s; frame k is at t_k = k * window / T.
+        beta: speckle contrast of the Siegert relation C = 1 + beta |F|^2.
+        L: boundary length between the pinning triple junctions, nm.
+        W: boundary width along y, nm.
+        M: GB mobility, m^4/(J s).
+        h0: amplitude of the initial out-of-equilibrium shape h(x, 0) = h0 sin(pi x / L), nm.
+        n_x: grid points along the boundary for the phase average.
+        n_modes: number of sine modes of the boundary.
+        equilibrium_start: if true, the modes start from their stationary distribution (plus the
+            h0 sine); the paper's model starts from the bare sine (false).
+    """
+
+    q: float = 1.0
+    n_frames: int = 128
+    window: float = 2000.0
+    beta: float = 0.2
+    L: float = 100.0
+    W: float = 20.0
+    M: float = 1.0e-17
+    h0: float = 10.0
+    n_x: int = 64
+    n_modes: int = 32
+    equilibrium_start: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("q", "window", "beta", "L", "W", "M"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.h0 < 0:
+            raise ConfigError(f"h0 must be non-negative, got {self.h0}")
+        for name in ("n_frames", "n_x", "n_modes"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 2:
+                raise ConfigError(f"{name} must be an integer >= 2, got {getattr(self, name)}")
+
+    @property
+    def frame_time(self) -> float:
+        """Spacing between frames, s."""
+        return self.window / self.n_frames
+
+    @property
+    def t(self) -> np.ndarray:
+        """Frame times t_k in s, shape (T,), float64."""
+        return np.arange(self.n_frames) * self.frame_time
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ExperimentConfig:
+        return _from_dict(cls, data, "experiment configuration")
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """Prior of one parameter: uniform in the parameter (linear) or in its logarithm (log)."""
+
+    name: str
+    low: float
+    high: float
+    scale: str
+    unit: str
+    description: str
+
+    def __post_init__(self) -> None:
+        if self.scale not in ("linear", "log"):
+            raise ConfigError(f"{self.name}: scale must be 'linear' or 'log', got {self.scale!r}")
+        if not self.high > self.low:
+            raise ConfigError(f"{self.name}: high ({self.high}) must exceed low ({self.low})")
+        if self.scale == "log" and self.low <= 0:
+            raise ConfigError(f"{self.name}: a log-scale range needs low > 0, got {self.low}")
+
+    def sample(self, u: np.ndarray) -> np.ndarray:
+        """Map uniform numbers u in [0, 1) to prior draws."""
+        if self.scale == "log":
+            return np.exp(np.log(self.low) + u * (np.log(self.high) - np.log(self.low)))
+        return self.low + u * (self.high - self.low)
+
+    def to_unit(self, value: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`sample`: values normalised to [0, 1] on the prior's scale."""
+        value = np.asarray(value, dtype=np.float64)
+        if self.scale == "log":
+            return (np.log(value) - np.log(self.low)) / (np.log(self.high) - np.log(self.low))
+        return (value - self.low) / (self.high - self.low)
+
+
+def _default_parameters() -> tuple[ParameterSpec, ...]:
+    return (
+        ParameterSpec("D", 0.0, 5e-4, "linear", "nm^2/s", "bulk diffusivity"),
+        ParameterSpec("sigma", 0.03, 3.0, "log", "J/m^2", "GB stiffness"),
+        ParameterSpec("c", 0.0, 0.5, "linear", "1", "effective GB concentration"),
+    )
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Prior over theta = (D, sigma, c), with the temperature T as a known condition.
+
+    Attributes:
+        parameters: one :class:`ParameterSpec` per inferred parameter, in the order of theta.
+        temperature: (low, high) range of T in K for simulation banks, drawn uniformly.
+    """
+
+    parameters: tuple[ParameterSpec, ...] = field(default_factory=_default_parameters)
+    temperature: tuple[float, float] = (300.0, 500.0)
+
+    def __post_init__(self) -> None:
+        params = tuple(
+            p if isinstance(p, ParameterSpec) else ParameterSpec(**p) for p in self.parameters
+        )
+        object.__setattr__(self, "parameters", params)
+        object.__setattr__(self, "temperature", tuple(float(v) for v in self.temperature))
+        if [p.name for p in params] != ["D", "sigma", "c"]:
+            raise ConfigError(f"prior parameters must be D, sigma, c; got {self.names}")
+        lo, hi = self.temperature
+        if not 0 < lo <= hi:
+            raise ConfigError(f"temperature range must satisfy 0 < low <= high, got ({lo}, {hi})")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    @property
+    def low(self) -> np.ndarray:
+        return np.array([p.low for p in self.parameters])
+
+    @property
+    def high(self) -> np.ndarray:
+        return np.array([p.high for p in self.parameters])
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Draw parameters and temperatures.
+
+        Args:
+            n: number of draws.
+            rng: the source of randomness.
+
+        Returns:
+            theta, shape (n, 3), float64, and temperature T in K, shape (n,), float64.
+        """
+        u = rng.random((n, len(self.parameters) + 1))
+        theta = np.stack([p.sample(u[:, k]) for k, p in enumerate(self.parameters)], axis=1)
+        lo, hi = self.temperature
+        return theta, lo + u[:, -1] * (hi - lo)
+
+    def to_unit(self, theta: np.ndarray) -> np.ndarray:
+        """theta normalised to [0, 1] per parameter on its prior scale, shape (..., 3)."""
+        theta = np.asarray(theta, dtype=np.float64)
+        return np.stack([p.to_unit(theta[..., k]) for k, p in enumerate(self.parameters)], -1)
+
+    def contains(self, theta: np.ndarray) -> np.ndarray:
+        """Whether each theta (shape (..., 3)) lies inside the prior's support."""
+        theta = np.asarray(theta, dtype=np.float64)
+        return np.all((theta >= self.low) & (theta <= self.high), axis=-1)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Prior:
+        return _from_dict(cls, data, "prior")
+
+
+def config_json(config: ExperimentConfig, prior: Prior | None = None) -> str:
+    """Canonical JSON of a configuration (and prior): sorted keys, no spaces."""
+    data = {"experiment": config.to_dict()}
+    if prior is not None:
+        data["prior"] = prior.to_dict()
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def config_hash(text: str) -> str:
+    """SHA-256 hex digest of a canonical JSON text."""
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,95 @@
+"""Benchmark: maps per second of the exact simulator against the Euler-Maruyama reference.
+
+Measures, in one run on this machine, for the default configuration (128 frames):
+- the exact per-mode simulator (:mod:`simulators.gb`), batched, maps only and maps + Phi;
+- the reference (:mod:`simulators.reference`): Euler-Maruyama at 0.2 of the stability limit
+  and per-pair phase averages, one map at a time, on parameter sets drawn from the prior;
+- the peak resident memory of ``gbsbi simulate --n N`` (default N = 100,000) in a child process,
+  to show memory is bounded by the block size and not by N.
+
+Usage: python studies/bench_simulator.py [--n-exact 2000] [--n-reference 8] [--memory-n 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gbsbi.bank import BankSpec, simulate_block
+from gbsbi.summaries.phi import phi
+from simulators.config import ExperimentConfig, Prior
+from simulators.gb import two_time_maps
+from simulators.reference import reference_map
+
+
+def time_exact(n: int, config: ExperimentConfig, prior: Prior) -> tuple[float, float]:
+    """Maps per second for maps alone and for full bank blocks (maps + Phi)."""
+    rng = np.random.default_rng(0)
+    theta, temperature = prior.sample(n, rng)
+    two_time_maps(theta[:64], temperature[:64], config, rng)  # warm-up
+    start = time.perf_counter()
+    for i in range(0, n, 256):
+        two_time_maps(theta[i : i + 256], temperature[i : i + 256], config, rng)
+    maps_only = n / (time.perf_counter() - start)
+    spec = BankSpec(config, prior, n, seed=0)
+    start = time.perf_counter()
+    for block in range(spec.n_blocks):
+        phi(simulate_block(spec, block)["C"])
+    return maps_only, n / (time.perf_counter() - start)
+
+
+def time_reference(n: int, config: ExperimentConfig, prior: Prior) -> float:
+    rng = np.random.default_rng(1)
+    theta, temperature = prior.sample(n, rng)
+    start = time.perf_counter()
+    for k in range(n):
+        reference_map(theta[k], temperature[k], config, rng)
+    return n / (time.perf_counter() - start)
+
+
+def peak_memory_of_bank(n: int) -> tuple[float, float]:
+    """Peak RSS in MiB and wall time in s of ``gbsbi simulate --n n`` in a child process."""
+    with tempfile.TemporaryDirectory(dir=".") as tmp:
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "gbsbi", "simulate", "--n", str(n),
+             "--out", str(Path(tmp) / "bank.h5")],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        wall = time.perf_counter() - start
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-exact", type=int, default=2000)
+    parser.add_argument("--n-reference", type=int, default=8)
+    parser.add_argument("--memory-n", type=int, default=100_000,
+                        help="bank size for the memory measurement (0 skips it)")
+    args = parser.parse_args()
+    config, prior = ExperimentConfig(), Prior()
+    print(f"default configuration: {config.n_frames} frames, {config.n_x} grid points, "
+          f"{config.n_modes} modes")
+    exact, bank = time_exact(args.n_exact, config, prior)
+    print(f"exact simulator:     {exact:10.1f} maps/s (maps only, batches of 256)")
+    print(f"exact + Phi (bank):  {bank:10.1f} maps/s; {args.n_exact} maps in "
+          f"{args.n_exact / bank:.2f} s")
+    reference = time_reference(args.n_reference, config, prior)
+    print(f"reference (EM):      {reference:10.3f} maps/s ({args.n_reference} maps)")
+    print(f"ratio exact/reference: {exact / reference:,.0f}x "
+          f"(bank with Phi: {bank / reference:,.0f}x)")
+    if args.memory_n:
+        peak, wall = peak_memory_of_bank(args.memory_n)
+        print(f"gbsbi simulate --n {args.memory_n}: peak RSS {peak:.0f} MiB, {wall:.0f} s wall "
+              f"({args.memory_n / wall:.0f} maps/s end to end, including the HDF5 assembly)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Shared fixtures: every test starts from fixed seeds and runs in its own folder."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything() -> None:
+    np.random.seed(0)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run the test inside a fresh temporary folder."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
