@@ -34,6 +34,29 @@ def _pairs_by_lag(T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return i, j, starts, lags
 
 
+def _pair_values(C: np.ndarray) -> np.ndarray:
+    """C(i, j) over the pairs i < j sorted by lag, shape (..., T(T-1)/2), float64."""
+    C = np.asarray(C)
+    T = C.shape[-1]
+    i, j, _, _ = _pairs_by_lag(T)
+    flat = C.reshape(*C.shape[:-2], T * T)
+    return np.take(flat, i * T + j, axis=-1).astype(np.float64)
+
+
+def _drift_of_pairs(values: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:
+    _, _, starts, lags = _pairs_by_lag(T)
+    valid = ~np.isnan(values)
+    if valid.all():
+        sums = np.add.reduceat(values, starts, axis=-1)
+        counts = np.diff(np.r_[starts, values.shape[-1]])
+    else:
+        sums = np.add.reduceat(np.where(valid, values, 0.0), starts, axis=-1)
+        counts = np.add.reduceat(valid, starts, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c_tti = sums / counts
+    return c_tti, values - c_tti[..., lags - 1]
+
+
 def drift(C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The diagonal averages and the non-equilibrium drift of a batch of maps.
 
@@ -44,23 +67,13 @@ def drift(C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ``(C_tti, dC)``: C_TTI(k) for lags k = 1..T-1, shape (..., T-1), and dC(i, j) over the
         pairs i < j sorted by lag, shape (..., T(T-1)/2); NaN where C is NaN.
     """
-    C = np.asarray(C, dtype=np.float64)
-    T = C.shape[-1]
-    i, j, starts, lags = _pairs_by_lag(T)
-    values = C[..., i, j]
-    valid = ~np.isnan(values)
-    sums = np.add.reduceat(np.where(valid, values, 0.0), starts, axis=-1)
-    counts = np.add.reduceat(valid, starts, axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c_tti = sums / counts
-    return c_tti, values - c_tti[..., lags - 1]
+    return _drift_of_pairs(_pair_values(C), np.shape(C)[-1])
 
 
-def _centred(values: np.ndarray) -> np.ndarray:
-    """Values minus their NaN-aware mean over the last axis."""
-    count = np.sum(~np.isnan(values), axis=-1, keepdims=True)
+def _mean(values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Mean over the last axis ignoring NaN, given the number of finite entries."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return values - np.nansum(values, axis=-1, keepdims=True) / count
+        return np.nansum(values, axis=-1) / count
 
 
 def phi(C: np.ndarray, C_other: np.ndarray | None = None) -> np.ndarray:
@@ -75,21 +88,20 @@ def phi(C: np.ndarray, C_other: np.ndarray | None = None) -> np.ndarray:
         Phi, shape (...), in [0, 1] for the plain form; 0 for a constant map, NaN for a map
         with no finite pair. The split-half form can leave [0, 1] by noise.
     """
-    _, dA = drift(C)
-    i, j, _, _ = _pairs_by_lag(np.shape(C)[-1])
-    A = np.asarray(C, dtype=np.float64)[..., i, j]
-    if C_other is None:
-        dB, B = dA, A
-    else:
-        _, dB = drift(C_other)
-        B = np.asarray(C_other, dtype=np.float64)[..., i, j]
+    T = np.shape(C)[-1]
+    A = _pair_values(C)
+    B = A if C_other is None else _pair_values(C_other)
+    if C_other is not None:
         both = np.isnan(A) | np.isnan(B)
         A, B = np.where(both, np.nan, A), np.where(both, np.nan, B)
-        dA, dB = np.where(both, np.nan, dA), np.where(both, np.nan, dB)
-    count = np.sum(~np.isnan(dA * dB), axis=-1)
+    _, dA = _drift_of_pairs(A, T)
+    dB = dA if C_other is None else _drift_of_pairs(B, T)[1]
+    count = np.sum(~np.isnan(A), axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        numerator = np.nansum(dA * dB, axis=-1) / count
-        denominator = np.nansum(_centred(A) * _centred(B), axis=-1) / count
+        a0 = A - (_mean(A, count))[..., None]
+        b0 = a0 if C_other is None else B - (_mean(B, count))[..., None]
+        numerator = _mean(dA * dB, count)
+        denominator = _mean(a0 * b0, count)
         out = numerator / denominator
     # A constant map is Toeplitz: no drift, Phi = 0. No finite pair at all: undefined.
     return np.where(denominator > 0, out, np.where(count > 0, 0.0, np.nan))
