@@ -33,8 +33,9 @@ from gbsbi.errors import GbsbiError
 from gbsbi.io.atomic import atomic_path, check_writable
 from gbsbi.io.mapsfile import FORMAT, VERSION
 from gbsbi.summaries.phi import phi
-from simulators.config import ExperimentConfig, Prior, config_hash
+from simulators.config import ExperimentConfig, MeasurementPrior, Prior, config_hash
 from simulators.gb import two_time_maps
+from simulators.measured import MODES, measured_maps
 
 #: Maps per HDF5 chunk of ``C`` (16 maps of 128 x 128 float32 = 1 MiB).
 CHUNK_MAPS = 16
@@ -50,6 +51,9 @@ class BankSpec:
         n: number of maps.
         seed: root seed of the random streams.
         block_size: maps per block (the unit of work, of journaling and of random streams).
+        measurement: ``none`` (noiseless maps), ``fast`` (fast noise model) or ``exact``
+            (photon-counting speckle pixels).
+        nuisance: ranges of the measurement nuisances (counts, N_pix, beta) when measured.
     """
 
     config: ExperimentConfig
@@ -57,6 +61,8 @@ class BankSpec:
     n: int
     seed: int
     block_size: int = 256
+    measurement: str = "none"
+    nuisance: MeasurementPrior = MeasurementPrior()
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -65,6 +71,8 @@ class BankSpec:
             raise GbsbiError(f"--seed must be non-negative, got {self.seed}")
         if self.block_size < 1:
             raise GbsbiError(f"--block-size must be at least 1, got {self.block_size}")
+        if self.measurement not in MODES:
+            raise GbsbiError(f"--measurement must be one of {', '.join(MODES)}")
 
     @property
     def n_blocks(self) -> int:
@@ -81,7 +89,10 @@ class BankSpec:
             "n": self.n,
             "seed": self.seed,
             "block_size": self.block_size,
+            "measurement": self.measurement,
         }
+        if self.measurement != "none":
+            data["nuisance"] = self.nuisance.to_dict()
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
@@ -95,12 +106,26 @@ def simulate_block(spec: BankSpec, block: int) -> dict[str, np.ndarray]:
 
     Returns:
         ``theta`` (m, 3), ``temperature`` (m,), ``C`` (m, T, T) float32 and ``phi`` (m,).
+        Measured banks add the nuisances ``counts``, ``n_pix``, ``beta`` (m,), and beside the
+        plain ``phi`` of the measured map ``phi_noiseless``, ``phi_split_half`` and
+        ``phi_corrected`` (noise-corrected from the map alone).
     """
     start, stop = spec.block_range(block)
     rng = block_rng(spec.seed, block)
     theta, temperature = spec.prior.sample(stop - start, rng)
-    maps = two_time_maps(theta, temperature, spec.config, rng)
-    return {"theta": theta, "temperature": temperature, "C": maps, "phi": phi(maps)}
+    if spec.measurement == "none":
+        maps = two_time_maps(theta, temperature, spec.config, rng)
+        return {"theta": theta, "temperature": temperature, "C": maps, "phi": phi(maps)}
+    from gbsbi.summaries.phi_noise import phi_corrected
+
+    nuisance = spec.nuisance.sample(stop - start, rng)
+    out = measured_maps(theta, temperature, spec.config, nuisance, spec.measurement,
+                        spec.nuisance, rng)
+    return {
+        "theta": theta, "temperature": temperature, "C": out["C"], "phi": phi(out["C"]),
+        "phi_noiseless": phi(out["C_noiseless"]), "phi_split_half": phi(out["C_a"], out["C_b"]),
+        "phi_corrected": phi_corrected(out["C"]), **nuisance,
+    }
 
 
 class Journal:
@@ -174,18 +199,19 @@ def assemble(out: Path, spec: BankSpec, journal: Journal) -> str:
             format=FORMAT, version=VERSION, kind="bank", config=text,
             config_hash=config_hash(text), seed=spec.seed,
         )
-        chunk = (min(CHUNK_MAPS, spec.n), T, T)
-        maps = f.create_dataset("C", (spec.n, T, T), dtype="f4", chunks=chunk)
-        theta = f.create_dataset("theta", (spec.n, 3), dtype="f8")
-        temperature = f.create_dataset("temperature", (spec.n,), dtype="f8")
-        phis = f.create_dataset("phi", (spec.n,), dtype="f8")
         f["t"] = spec.config.t
         f["q"] = np.full(spec.n, spec.config.q)
+        datasets = {}
         for block in range(spec.n_blocks):
             start, stop = spec.block_range(block)
             data = journal.load(block)
-            maps[start:stop], theta[start:stop] = data["C"], data["theta"]
-            temperature[start:stop], phis[start:stop] = data["temperature"], data["phi"]
+            for key, value in data.items():
+                if key not in datasets:
+                    chunks = (min(CHUNK_MAPS, spec.n), T, T) if key == "C" else None
+                    datasets[key] = f.create_dataset(
+                        key, (spec.n, *value.shape[1:]), dtype=value.dtype, chunks=chunks
+                    )
+                datasets[key][start:stop] = value
             for key in ("theta", "temperature", "C"):
                 digest.update(np.ascontiguousarray(data[key]).tobytes())
         f.attrs["content_hash"] = digest.hexdigest()

@@ -13,13 +13,16 @@ import json
 import os
 
 from gbsbi.errors import GbsbiError
-from simulators.config import ConfigError, ExperimentConfig, Prior
+from simulators.config import ConfigError, ExperimentConfig, MeasurementPrior, Prior
+
+Setup = tuple[ExperimentConfig, Prior, MeasurementPrior]
 
 
-def load_config(path: str | os.PathLike | None) -> tuple[ExperimentConfig, Prior]:
-    """The configuration and prior in a JSON file, or the defaults when ``path`` is None."""
+def load_config(path: str | os.PathLike | None) -> Setup:
+    """The configuration, prior and measurement nuisances in a JSON file, or the defaults when
+    ``path`` is None."""
     if path is None:
-        return ExperimentConfig(), Prior()
+        return ExperimentConfig(), Prior(), MeasurementPrior()
     try:
         with open(path) as f:
             data = json.load(f)
@@ -30,41 +33,46 @@ def load_config(path: str | os.PathLike | None) -> tuple[ExperimentConfig, Prior
     return parse_config(data, str(path))
 
 
-def parse_config(data: dict, where: str = "configuration") -> tuple[ExperimentConfig, Prior]:
-    """Build the configuration and prior from a dict of ``experiment`` and ``prior`` parts."""
+def parse_config(data: dict, where: str = "configuration") -> Setup:
+    """Build the setup from a dict of ``experiment``, ``prior`` and ``measurement`` parts."""
     if not isinstance(data, dict):
         raise GbsbiError(f"{where}: expected a JSON object, found {type(data).__name__}")
-    unknown = sorted(set(data) - {"experiment", "prior", "derived", "constants"})
+    unknown = sorted(set(data) - {"experiment", "prior", "measurement", "derived", "constants"})
     if unknown:
         raise GbsbiError(
             f"{where}: unknown configuration key(s) {', '.join(unknown)}; "
-            "expected 'experiment' and 'prior'"
+            "expected 'experiment', 'prior' and 'measurement'"
         )
     try:
         config = ExperimentConfig.from_dict(data.get("experiment", {}))
         prior = Prior.from_dict(data.get("prior", {}))
+        measurement = MeasurementPrior.from_dict(data.get("measurement", {}))
     except (ConfigError, TypeError) as err:
         raise GbsbiError(f"{where}: {err}") from None
-    return config, prior
+    return config, prior, measurement
 
 
-def describe(config: ExperimentConfig, prior: Prior) -> dict:
-    """Configuration, prior and constants as one JSON-ready dict (``gbsbi config --json``)."""
+def describe(config: ExperimentConfig, prior: Prior, measurement: MeasurementPrior) -> dict:
+    """Configuration, prior, measurement and constants as one JSON-ready dict
+    (``gbsbi config --json``)."""
     from simulators.config import K_B
 
     return {
         "experiment": config.to_dict(),
         "prior": prior.to_dict(),
+        "measurement": measurement.to_dict(),
         "derived": {
             "frame_time_s": config.frame_time,
             "units": {
                 "q": "nm^-1", "window": "s", "L": "nm", "W": "nm", "M": "m^4/(J s)",
                 "h0": "nm", "temperature": "K",
+                "measurement.counts": "photons per pixel per frame (log-uniform)",
+                "measurement.n_pix": "pixels in the q-ROI (log-uniform)",
             },
         },
         "constants": {"k_B_J_per_K": K_B},
     }
 
 
-def dumps(config: ExperimentConfig, prior: Prior) -> str:
-    return json.dumps(describe(config, prior), indent=2)
+def dumps(config: ExperimentConfig, prior: Prior, measurement: MeasurementPrior) -> str:
+    return json.dumps(describe(config, prior, measurement), indent=2)

@@ -203,6 +203,12 @@ class Prior:
         return _from_dict(cls, data, "prior")
 
 
+def _log_uniform(bounds: tuple[float, float], u: np.ndarray) -> np.ndarray:
+    """Map uniform numbers u in [0, 1) to log-uniform draws between the bounds."""
+    low, high = np.log(bounds[0]), np.log(bounds[1])
+    return np.exp(low + u * (high - low))
+
+
 def config_json(config: ExperimentConfig, prior: Prior | None = None) -> str:
     """Canonical JSON of a configuration (and prior): sorted keys, no spaces."""
     data = {"experiment": config.to_dict()}
@@ -214,3 +220,54 @@ def config_json(config: ExperimentConfig, prior: Prior | None = None) -> str:
 def config_hash(text: str) -> str:
     """SHA-256 hex digest of a canonical JSON text."""
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class MeasurementPrior:
+    """Nuisances of the measurement, for banks simulated as measured (``--measurement``).
+
+    Attributes:
+        counts: (low, high) mean photon counts per pixel per frame, drawn log-uniformly.
+        n_pix: (low, high) number of pixels of the q-ROI, drawn log-uniformly and rounded.
+        beta: (low, high) speckle contrast, drawn uniformly; it replaces the experiment's beta.
+        beam_rms: relative rms of a lognormal beam-intensity fluctuation per frame.
+        dead_fraction: fraction of dead pixels (exact model only).
+        drop_fraction: fraction of dropped frames (exact model only), NaN rows and columns.
+    """
+
+    counts: tuple[float, float] = (0.01, 1.0)
+    n_pix: tuple[float, float] = (1e3, 1e5)
+    beta: tuple[float, float] = (0.1, 0.3)
+    beam_rms: float = 0.0
+    dead_fraction: float = 0.0
+    drop_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("counts", "n_pix", "beta"):
+            value = tuple(float(v) for v in getattr(self, name))
+            object.__setattr__(self, name, value)
+            if len(value) != 2 or not 0 < value[0] <= value[1]:
+                raise ConfigError(f"measurement {name} must be (low, high) with 0 < low <= high")
+        if self.beta[1] > 1:
+            raise ConfigError(f"measurement beta must lie in (0, 1], got {self.beta}")
+        if self.n_pix[0] < 2:
+            raise ConfigError("measurement n_pix needs at least 2 pixels (two halves)")
+        for name in ("beam_rms", "dead_fraction", "drop_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"measurement {name} must lie in [0, 1)")
+
+    def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Draw ``counts`` (n,), ``n_pix`` (n,) (whole numbers) and ``beta`` (n,)."""
+        u = rng.random((n, 3))
+        return {
+            "counts": _log_uniform(self.counts, u[:, 0]),
+            "n_pix": np.round(_log_uniform(self.n_pix, u[:, 1])),
+            "beta": self.beta[0] + u[:, 2] * (self.beta[1] - self.beta[0]),
+        }
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MeasurementPrior:
+        return _from_dict(cls, data, "measurement")

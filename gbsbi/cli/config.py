@@ -18,9 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config, prior = load_config(args.config)
+    config, prior, measurement = load_config(args.config)
     if args.json:
-        print(dumps(config, prior))
+        print(dumps(config, prior, measurement))
         return 0
     print("experiment configuration")
     for key, value in config.to_dict().items():
@@ -31,4 +31,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {p.name:<6} {p.scale:<7} [{p.low:g}, {p.high:g}] {p.unit}  ({p.description})")
     lo, hi = prior.temperature
     print(f"  {'T':<6} {'linear':<7} [{lo:g}, {hi:g}] K  (condition, not inferred)")
+    print("measurement nuisances (banks with --measurement fast|exact)")
+    for key, value in measurement.to_dict().items():
+        print(f"  {key:<18} {value}")
     return 0

@@ -83,13 +83,20 @@ class Maps:
         return self.C.shape[0]
 
 
-def write_maps(path: str | os.PathLike, maps: Maps, attrs: dict | None = None) -> None:
+def write_maps(
+    path: str | os.PathLike,
+    maps: Maps,
+    attrs: dict | None = None,
+    extra: dict[str, np.ndarray] | None = None,
+) -> None:
     """Write ``maps`` to ``path`` atomically (no partial file on failure).
 
     Args:
         path: output HDF5 file.
         maps: the maps and their conditions.
         attrs: extra root attributes (for example ``config`` JSON and its ``config_hash``).
+        extra: extra datasets with a leading axis of length n (for example ``phi`` (n,) or the
+            split-half maps ``C_half_a`` (n, T, T)).
     """
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
@@ -107,6 +114,10 @@ def write_maps(path: str | os.PathLike, maps: Maps, attrs: dict | None = None) -
                 f.create_dataset(name, data=value.astype(object), dtype=h5py.string_dtype())
         if maps.theta is not None:
             f["theta"] = maps.theta
+        for name, value in (extra or {}).items():
+            value = np.asarray(value)
+            chunks = (1, T, T) if value.shape[1:] == (T, T) else None
+            f.create_dataset(name, data=value, chunks=chunks)
 
 
 def read_maps(path: str | os.PathLike) -> Maps:
