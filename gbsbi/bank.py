@@ -120,11 +120,12 @@ def simulate_block(spec: BankSpec, block: int) -> dict[str, np.ndarray]:
 
     nuisance = spec.nuisance.sample(stop - start, rng)
     out = measured_maps(theta, temperature, spec.config, nuisance, spec.measurement,
-                        spec.nuisance, rng)
+                        spec.nuisance, rng, halves=spec.measurement == "exact")
+    extra = {"phi_split_half": phi(out["C_a"], out["C_b"])} if "C_a" in out else {}
     return {
         "theta": theta, "temperature": temperature, "C": out["C"], "phi": phi(out["C"]),
-        "phi_noiseless": phi(out["C_noiseless"]), "phi_split_half": phi(out["C_a"], out["C_b"]),
-        "phi_corrected": phi_corrected(out["C"]), **nuisance,
+        "phi_noiseless": phi(out["C_noiseless"]), "phi_corrected": phi_corrected(out["C"]),
+        **extra, **nuisance,
     }
 
 
@@ -220,8 +221,14 @@ def assemble(out: Path, spec: BankSpec, journal: Journal) -> str:
 
 def _run_local(spec: BankSpec, todo: list[int], workers: int) -> Iterator[tuple[int, dict]]:
     if workers <= 1:
-        for block in todo:
-            yield block, simulate_block(spec, block)
+        # One BLAS thread: barely slower on an idle machine (the products are small and
+        # batched), and it avoids OpenBLAS's many-fold slowdown when other processes compete
+        # for the cores.
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            for block in todo:
+                yield block, simulate_block(spec, block)
         return
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait

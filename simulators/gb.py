@@ -178,7 +178,7 @@ def bulk_correlation(D: np.ndarray, config: ExperimentConfig) -> np.ndarray:
     return np.exp(-rate * tau)
 
 
-def _parts(
+def scattering_parts(
     theta: np.ndarray,
     temperature: np.ndarray,
     config: ExperimentConfig,
@@ -214,7 +214,7 @@ def scattering_function(
     Returns:
         F, shape (n, T, T), complex64, Hermitian with unit diagonal.
     """
-    real, imag = _parts(theta, temperature, config, rng)
+    real, imag = scattering_parts(theta, temperature, config, rng)
     return real + np.complex64(1j) * imag
 
 
@@ -235,7 +235,7 @@ def two_time_maps(
     Returns:
         C, shape (n, T, T), float32. The same rng state gives the same bytes.
     """
-    real, imag = _parts(theta, temperature, config, rng)
+    real, imag = scattering_parts(theta, temperature, config, rng)
     real *= real
     imag *= imag
     real += imag

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulators.config import ExperimentConfig, MeasurementPrior
-from simulators.gb import boundary_phases, bulk_correlation
+from simulators.gb import boundary_phases, bulk_correlation, scattering_parts
 from simulators.measurement import MeasurementConfig, measure_factors
 from simulators.noise import noisy_maps
 
@@ -37,6 +37,7 @@ def measured_maps(
     mode: str,
     measurement: MeasurementPrior,
     rng: np.random.Generator,
+    halves: bool = True,
 ) -> dict[str, np.ndarray]:
     """Simulate maps and measure them.
 
@@ -50,34 +51,39 @@ def measured_maps(
         measurement: the fixed measurement constants (beam_rms; dead_fraction and
             drop_fraction for the exact model).
         rng: the source of randomness.
+        halves: also return the maps of two disjoint pixel halves (the fast model then costs
+            about four times as much; the exact model always has them).
 
     Returns:
-        ``C`` the measured maps, ``C_a`` and ``C_b`` the maps of two disjoint pixel halves and
-        ``C_noiseless``, each shape (n, T, T), float32 (NaN rows and columns for dropped frames).
+        ``C`` the measured maps, ``C_noiseless`` and, with ``halves``, ``C_a`` and ``C_b`` the
+        maps of two disjoint pixel halves; each shape (n, T, T), float32 (NaN rows and columns
+        for dropped frames).
     """
     if mode not in ("fast", "exact"):
         raise ValueError(f"measurement mode must be 'fast' or 'exact', got {mode!r}")
     theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
-    u = boundary_phases(theta[:, 1], np.asarray(temperature, float), config, rng)
+    temperature = np.asarray(temperature, dtype=np.float64)
     beta = np.asarray(nuisance["beta"], dtype=np.float64)
-    clean = _noiseless_from_phases(theta, u, beta, config)
     if mode == "fast":
-        parts = [
-            noisy_maps(clean[k : k + 1], nuisance["counts"][k], nuisance["n_pix"][k], beta[k],
-                       rng, beam_rms=measurement.beam_rms, halves=True)
-            for k in range(len(theta))
-        ]
-        C, C_a, C_b = (np.concatenate([p[i] for p in parts]) for i in range(3))
-    else:
-        results = []
-        for k in range(len(theta)):
-            setting = MeasurementConfig(
-                nbar=float(nuisance["counts"][k]), n_pix=int(nuisance["n_pix"][k]),
-                beta=float(beta[k]), beam_rms=measurement.beam_rms,
-                dead_fraction=measurement.dead_fraction, drop_fraction=measurement.drop_fraction,
-            )
-            gamma = theta[k, 0] * config.q**2
-            results.append(measure_factors(config.t, gamma, theta[k, 2], u[k], setting, rng))
-        C, C_a, C_b = (np.stack([getattr(r, name) for r in results]).astype(np.float32)
-                       for name in ("C", "C_a", "C_b"))
+        real, imag = scattering_parts(theta, temperature, config, rng)
+        clean = 1 + beta.astype(np.float32)[:, None, None] * (real**2 + imag**2)
+        counts = np.asarray(nuisance["counts"], dtype=np.float64)[:, None]
+        noisy = noisy_maps(clean, counts, nuisance["n_pix"], beta, rng,
+                           beam_rms=measurement.beam_rms, halves=halves)
+        if not halves:
+            return {"C": noisy, "C_noiseless": clean}
+        return {"C": noisy[0], "C_a": noisy[1], "C_b": noisy[2], "C_noiseless": clean}
+    u = boundary_phases(theta[:, 1], temperature, config, rng)
+    clean = _noiseless_from_phases(theta, u, beta, config)
+    results = []
+    for k in range(len(theta)):
+        setting = MeasurementConfig(
+            nbar=float(nuisance["counts"][k]), n_pix=int(nuisance["n_pix"][k]),
+            beta=float(beta[k]), beam_rms=measurement.beam_rms,
+            dead_fraction=measurement.dead_fraction, drop_fraction=measurement.drop_fraction,
+        )
+        gamma = theta[k, 0] * config.q**2
+        results.append(measure_factors(config.t, gamma, theta[k, 2], u[k], setting, rng))
+    C, C_a, C_b = (np.stack([getattr(r, name) for r in results]).astype(np.float32)
+                   for name in ("C", "C_a", "C_b"))
     return {"C": C, "C_a": C_a, "C_b": C_b, "C_noiseless": clean}

@@ -77,7 +77,7 @@ def _prepare(
     """S = C - 1 with beta on its diagonal, shape (..., T, T), and mu broadcast to (..., T)."""
     S = np.array(C_noiseless, dtype=dtype) - dtype(1)
     T = S.shape[-1]
-    S[..., np.arange(T), np.arange(T)] = beta
+    S[..., np.arange(T), np.arange(T)] = np.asarray(beta, dtype=dtype)[..., None]
     return S, np.broadcast_to(np.asarray(nbar, dtype=np.float64), S.shape[:-1])
 
 
@@ -131,7 +131,7 @@ def noisy_maps(
         nbar: mean counts per pixel per frame, scalar or broadcastable to (..., T) (per-map values
             as shape (n, 1)); 0 on a frame marks it dropped (NaN row and column).
         n_pix: number of live pixels N_pix, scalar or shape (...).
-        beta: contrast, the diagonal excess of the noiseless map.
+        beta: contrast, the diagonal excess of the noiseless map, scalar or shape (...).
         rng: the only source of randomness.
         beam_rms: relative rms of a lognormal beam intensity b(t), drawn per map and frame.
         halves: also return the maps of two disjoint pixel halves (N_pix // 2 and the rest).
@@ -142,6 +142,7 @@ def noisy_maps(
     f32 = np.float32
     S, mu = _prepare(C_noiseless, nbar, beta, f32)
     T = S.shape[-1]
+    beta = np.broadcast_to(np.asarray(beta, dtype=f32), S.shape[:-2])[..., None, None]
     if beam_rms > 0:
         s2 = np.log1p(beam_rms**2)
         mu = mu * np.exp(np.sqrt(s2) * rng.standard_normal(mu.shape) - s2 / 2)
@@ -151,7 +152,7 @@ def noisy_maps(
     a = 1 / mu
     a1, a2 = a[..., :, None], a[..., None, :]
     mumu = _outer(mu)
-    excess = S * (a1 * a2 + 2 * (a1 + a2) * (beta - S) + f32(2 * beta) * (f32(2 * beta) - 3 * S))
+    excess = S * (a1 * a2 + 2 * (a1 + a2) * (beta - S) + (2 * beta) * ((2 * beta) - 3 * S))
     excess = np.sqrt(np.maximum(excess, 0), out=excess)
     excess *= mumu
     Sigma = mumu * S

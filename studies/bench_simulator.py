@@ -4,6 +4,8 @@ Measures, in one run on this machine, for the default configuration (128 frames)
 - the exact per-mode simulator (:mod:`simulators.gb`), batched, maps only and maps + Phi;
 - the reference (:mod:`simulators.reference`): Euler-Maruyama at 0.2 of the stability limit
   and per-pair phase averages, one map at a time, on parameter sets drawn from the prior;
+- bank blocks simulated as measured (``--measurement fast`` and ``exact``, with every Phi
+  variant), against noiseless bank blocks;
 - the peak resident memory of ``gbsbi simulate --n N`` (default N = 100,000) in a child process,
   to show memory is bounded by the block size and not by N.
 
@@ -38,10 +40,9 @@ def time_exact(n: int, config: ExperimentConfig, prior: Prior) -> tuple[float, f
     for i in range(0, n, 256):
         two_time_maps(theta[i : i + 256], temperature[i : i + 256], config, rng)
     maps_only = n / (time.perf_counter() - start)
-    spec = BankSpec(config, prior, n, seed=0)
     start = time.perf_counter()
-    for block in range(spec.n_blocks):
-        phi(simulate_block(spec, block)["C"])
+    for i in range(0, n, 256):
+        phi(two_time_maps(theta[i : i + 256], temperature[i : i + 256], config, rng))
     return maps_only, n / (time.perf_counter() - start)
 
 
@@ -51,6 +52,16 @@ def time_reference(n: int, config: ExperimentConfig, prior: Prior) -> float:
     start = time.perf_counter()
     for k in range(n):
         reference_map(theta[k], temperature[k], config, rng)
+    return n / (time.perf_counter() - start)
+
+
+def time_bank(n: int, mode: str, config: ExperimentConfig, prior: Prior) -> float:
+    """Maps per second of bank blocks (simulation, measurement and every Phi variant)."""
+    spec = BankSpec(config, prior, n, seed=0, block_size=min(n, 256), measurement=mode)
+    simulate_block(spec, 0)  # warm-up
+    start = time.perf_counter()
+    for block in range(spec.n_blocks):
+        simulate_block(spec, block)
     return n / (time.perf_counter() - start)
 
 
@@ -85,6 +96,14 @@ def main() -> None:
     print(f"reference (EM):      {reference:10.3f} maps/s ({args.n_reference} maps)")
     print(f"ratio exact/reference: {exact / reference:,.0f}x "
           f"(bank with Phi: {bank / reference:,.0f}x)")
+    none = time_bank(args.n_exact, "none", config, prior)
+    fast = time_bank(args.n_exact, "fast", config, prior)
+    exact = time_bank(4, "exact", config, prior)
+    print(f"bank, noiseless:     {none:10.1f} maps/s")
+    print(f"bank, fast noise:    {fast:10.1f} maps/s (fast/noiseless = {fast / none:.2f}; "
+          "includes noiseless, plain and corrected Phi)")
+    print(f"bank, exact noise:   {exact:10.2f} maps/s (N_pix and counts drawn from the "
+          "measurement prior)")
     if args.memory_n:
         peak, wall = peak_memory_of_bank(args.memory_n)
         print(f"gbsbi simulate --n {args.memory_n}: peak RSS {peak:.0f} MiB, {wall:.0f} s wall "

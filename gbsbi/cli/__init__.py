@@ -7,6 +7,7 @@ exit status). User errors (:class:`gbsbi.errors.GbsbiError`) print one line and 
 
 import argparse
 import importlib
+import os
 import sys
 
 from gbsbi import __version__
@@ -16,23 +17,17 @@ from gbsbi.errors import GbsbiError
 COMMANDS = ("demo", "config", "simulate", "plot", "phi", "correlate", "importer")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with exit status 2 and a one-line message for bad flags (its default too)."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every sub-command registered."""
-    parser = _Parser(prog="gbsbi", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="gbsbi",
+        description="Simulation-based inference of grain-boundary kinetics from XPCS two-time "
+        "maps.",
+    )
     parser.add_argument("--version", action="version", version=f"gbsbi {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"gbsbi.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"gbsbi.cli.{name}":
-                continue  # sub-command not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"gbsbi.cli.{name}").register(sub)
     return parser
 
 
@@ -48,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"gbsbi {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
 
 
 if __name__ == "__main__":
