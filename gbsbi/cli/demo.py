@@ -53,14 +53,16 @@ def _pseudo(out: Path, seed: int) -> None:
     """Pseudo-experiments with the fast noise model, and their Phi table."""
     from gbsbi.io.mapsfile import write_maps
     from gbsbi.pseudo import PseudoSpec, pseudo_experiments
-    from simulators.config import MeasurementPrior
+    from simulators.config import MeasurementPrior, config_hash
 
     spec = PseudoSpec(mode="fast", seed=seed)
     with tqdm(total=60, unit="map", desc="pseudo-experiments", disable=None) as bar:
         maps, extra = pseudo_experiments(spec, ExperimentConfig(), Prior(), MeasurementPrior(),
                                          progress=bar.update)
     path = out / "pseudo_experiments.h5"
-    write_maps(path, maps, attrs={"kind": "pseudo-experiments"}, extra=extra)
+    text = spec.to_json(ExperimentConfig(), Prior(), MeasurementPrior())
+    write_maps(path, maps, extra=extra, attrs={
+        "kind": "pseudo-experiments", "config": text, "config_hash": config_hash(text)})
     print(f"wrote {path}: {len(maps)} measured maps ({spec.counts} photons per pixel per "
           f"frame, {spec.n_pix} pixels)")
     print(f"{'group':<8} {'T [K]':>6} {'Phi true':>9} {'plain':>7} {'corrected':>10}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -15,7 +16,7 @@ from gbsbi.errors import GbsbiError
 from gbsbi.io.atomic import check_writable
 from gbsbi.io.mapsfile import Maps, write_maps
 from gbsbi.summaries.phi import phi
-from simulators.config import config_hash
+from simulators.config import ExperimentConfig, MeasurementPrior, Prior, config_hash
 from simulators.gb import two_time_maps
 
 
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_given(args: argparse.Namespace, config) -> int:
+def _run_given(args: argparse.Namespace, config: ExperimentConfig) -> int:
     theta = parse_theta(args.theta)
     if args.temperature is None:
         raise GbsbiError("--theta needs --temperature K")
@@ -142,9 +143,10 @@ def _run_given(args: argparse.Namespace, config) -> int:
     return 0
 
 
-def config_json_given(config, theta: np.ndarray, temperature: float, n: int, seed: int) -> str:
-    import json
-
+def config_json_given(
+    config: ExperimentConfig, theta: np.ndarray, temperature: float, n: int, seed: int
+) -> str:
+    """Canonical JSON of what determines maps simulated for given parameters."""
     data = {"experiment": config.to_dict(), "theta": theta.tolist(),
             "temperature": temperature, "n": n, "seed": seed}
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
@@ -160,7 +162,9 @@ def _parse_temperatures(text: str) -> tuple[float, ...]:
     return values
 
 
-def _run_pseudo(args: argparse.Namespace, config, prior, nuisance) -> int:
+def _run_pseudo(
+    args: argparse.Namespace, config: ExperimentConfig, prior: Prior, nuisance: MeasurementPrior
+) -> int:
     from gbsbi.pseudo import PseudoSpec, pseudo_experiments
 
     if args.measurement == "none":
