@@ -253,9 +253,13 @@ def _run_local(spec: BankSpec, todo: list[int], workers: int) -> Iterator[tuple[
 
 
 def _one_thread() -> None:
-    """Worker initialiser: one BLAS thread per process, so K workers use K cores."""
+    """Worker initialiser: one BLAS thread per process, so K workers use K cores; Ctrl-C is
+    left to the main process, which stops the pool and keeps the finished blocks."""
+    import signal
+
     from threadpoolctl import threadpool_limits
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(1)
 
 
@@ -272,6 +276,21 @@ def _run_dask(spec: BankSpec, todo: list[int], address: str) -> Iterator[tuple[i
         for future in as_completed(futures):
             yield index[future.key], future.result()
             future.release()
+
+
+def _finished(out: Path, spec: BankSpec) -> str:
+    """The content hash of a bank that is already complete; an error if it is another one."""
+    try:
+        with h5py.File(out, "r") as f:
+            found, content = f.attrs.get("config_hash"), f.attrs.get("content_hash")
+    except OSError:
+        raise GbsbiError(f"--resume: {out} exists but is not a readable bank") from None
+    if found != config_hash(spec.to_json()):
+        raise GbsbiError(
+            f"--resume: {out} is a finished bank made with another configuration; "
+            "pass --overwrite to replace it"
+        )
+    return str(content)
 
 
 def simulate_bank(
@@ -305,6 +324,8 @@ def simulate_bank(
     if workers < 1:
         raise GbsbiError(f"--workers must be at least 1, got {workers}")
     journal = Journal(out, spec)
+    if resume and out.exists() and not journal.folder.exists():
+        return _finished(out, spec)
     journal.open(resume)
     done = journal.done()
     todo = [b for b in range(spec.n_blocks) if b not in done]

@@ -135,3 +135,14 @@ def test_dask_local_cluster_gives_the_serial_bank(tmp_path):
                                   dashboard_address=None) as cluster:
         simulate_bank(tmp_path / "dask.h5", spec, scheduler=cluster.scheduler_address)
     assert_same_bank(tmp_path / "serial.h5", tmp_path / "dask.h5")
+
+
+def test_resume_of_a_finished_bank_does_nothing(tmp_path):
+    spec = BankSpec(SMALL, Prior(), n=20, seed=1, block_size=8)
+    content = simulate_bank(tmp_path / "b.h5", spec)
+    mtime = (tmp_path / "b.h5").stat().st_mtime_ns
+    assert simulate_bank(tmp_path / "b.h5", spec, resume=True) == content
+    assert (tmp_path / "b.h5").stat().st_mtime_ns == mtime
+    other = BankSpec(SMALL, Prior(), n=20, seed=2, block_size=8)
+    with pytest.raises(GbsbiError, match="another configuration"):
+        simulate_bank(tmp_path / "b.h5", other, resume=True)

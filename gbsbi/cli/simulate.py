@@ -102,15 +102,21 @@ def run(args: argparse.Namespace) -> int:
     n = 2000 if args.n is None else args.n
     spec = BankSpec(config, prior, n, args.seed, args.block_size, args.measurement, nuisance)
     bar = tqdm(total=spec.n, unit="map", desc="simulate", disable=None, smoothing=0.1)
+    finished = []
+
+    def progress(k: int) -> None:
+        finished.append(k)
+        bar.update(k)
+
     try:
         content = simulate_bank(
             args.out, spec, resume=args.resume, overwrite=args.overwrite,
-            workers=args.workers, scheduler=args.scheduler, progress=bar.update,
+            workers=args.workers, scheduler=args.scheduler, progress=progress,
         )
     except KeyboardInterrupt:
         bar.close()
         print(
-            f"interrupted after {bar.n} of {spec.n} maps; finished blocks are kept, "
+            f"interrupted after {sum(finished)} of {spec.n} maps; finished blocks are kept, "
             f"continue with the same command and --resume", file=sys.stderr,
         )
         return 130
