@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from gbsbi.bank import BankSpec, simulate_block
 from gbsbi.summaries.phi import phi
@@ -56,12 +57,14 @@ def time_reference(n: int, config: ExperimentConfig, prior: Prior) -> float:
 
 
 def time_bank(n: int, mode: str, config: ExperimentConfig, prior: Prior) -> float:
-    """Maps per second of bank blocks (simulation, measurement and every Phi variant)."""
+    """Maps per second of bank blocks (simulation, measurement and every Phi variant), with
+    one BLAS thread as `gbsbi simulate` runs them."""
     spec = BankSpec(config, prior, n, seed=0, block_size=min(n, 256), measurement=mode)
-    simulate_block(spec, 0)  # warm-up
-    start = time.perf_counter()
-    for block in range(spec.n_blocks):
-        simulate_block(spec, block)
+    with threadpool_limits(1):
+        simulate_block(spec, 0)  # warm-up
+        start = time.perf_counter()
+        for block in range(spec.n_blocks):
+            simulate_block(spec, block)
     return n / (time.perf_counter() - start)
 
 
@@ -99,7 +102,7 @@ def main() -> None:
     none = time_bank(args.n_exact, "none", config, prior)
     fast = time_bank(args.n_exact, "fast", config, prior)
     exact = time_bank(4, "exact", config, prior)
-    print(f"bank, noiseless:     {none:10.1f} maps/s")
+    print(f"bank, noiseless:     {none:10.1f} maps/s (bank blocks, one BLAS thread)")
     print(f"bank, fast noise:    {fast:10.1f} maps/s (fast/noiseless = {fast / none:.2f}; "
           "includes noiseless, plain and corrected Phi)")
     print(f"bank, exact noise:   {exact:10.2f} maps/s (N_pix and counts drawn from the "
