@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.stats import binned_statistic_2d  # noqa: E402
 
-from gbsbi.errors import GbsbiError  # noqa: E402
+from gbsbi.errors import GbsbiError
+from gbsbi.io.atomic import ensure_folder  # noqa: E402
 
 LABELS = {"D": "D [nm$^2$/s]", "sigma": r"$\sigma$ [J/m$^2$]", "c": "c"}
 NAMES = ("D", "sigma", "c")
@@ -112,11 +113,7 @@ def plot_cuts(path: str | os.PathLike, out: Path, n_cuts: int = 5) -> Path:
 
 def plot_bank(path: str | os.PathLike, out: str | os.PathLike) -> list[Path]:
     """All bank figures into the folder ``out`` (created if needed)."""
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise GbsbiError(f"cannot create output folder {out} ({err.strerror})") from None
+    out = ensure_folder(out)
     return [plot_quartile_maps(path, out), plot_phi_pairs(path, out), plot_cuts(path, out)]
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gbsbi.bank import BankSpec, simulate_bank
-from gbsbi.errors import GbsbiError
+from gbsbi.io.atomic import ensure_folder
 from gbsbi.plots import load_bank_summary, plot_bank
 from simulators.config import ExperimentConfig, Prior
 
@@ -29,11 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise GbsbiError(f"cannot create output folder {out} ({err.strerror})") from None
+    out = ensure_folder(args.out)
     spec = BankSpec(ExperimentConfig(), Prior(), args.n, args.seed)
     bank = out / "bank.h5"
     with tqdm(total=spec.n, unit="map", desc="simulate", disable=None) as bar:

@@ -28,6 +28,16 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
+def ensure_folder(path: str | os.PathLike) -> Path:
+    """Create the output folder ``path`` (and its parents) if needed, in the user's words."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GbsbiError(f"cannot create output folder {path} ({err.strerror})") from None
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` on success, delete on error.
