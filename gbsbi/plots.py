@@ -40,13 +40,17 @@ def quartile_indices(phis: np.ndarray) -> np.ndarray:
     return np.array([np.nanargmin(np.abs(phis - target)) for target in targets])
 
 
-def plot_quartile_maps(path: str | os.PathLike, out: Path) -> Path:
-    """One map per Phi quartile, as in the paper's Fig. 3a."""
-    s = load_bank_summary(path)
-    index = quartile_indices(s["phi"])
+def load_quartile_maps(path: str | os.PathLike, s: dict[str, np.ndarray]) -> None:
+    """Add ``index`` (4,) and ``maps`` (4, T, T), one map per Phi quartile, to the summary."""
+    s["index"] = quartile_indices(s["phi"])
     with h5py.File(path, "r") as f:
-        maps = np.stack([f["C"][i] for i in index])
-    t = s["t"]
+        s["maps"] = np.stack([f["C"][i] for i in s["index"]])
+
+
+def plot_quartile_maps(s: dict[str, np.ndarray], out: Path) -> Path:
+    """One map per Phi quartile, as in the paper's Fig. 3a (``s`` from
+    :func:`load_bank_summary` and :func:`load_quartile_maps`)."""
+    index, maps, t = s["index"], s["maps"], s["t"]
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.8), constrained_layout=True)
     for q, (ax, i, m) in enumerate(zip(axes, index, maps, strict=True)):
         im = ax.imshow(m, origin="lower", extent=(t[0], t[-1], t[0], t[-1]), cmap="viridis")
@@ -61,9 +65,8 @@ def plot_quartile_maps(path: str | os.PathLike, out: Path) -> Path:
     return _save(fig, out / "quartile_maps.png")
 
 
-def plot_phi_pairs(path: str | os.PathLike, out: Path, bins: int = 16) -> Path:
+def plot_phi_pairs(s: dict[str, np.ndarray], out: Path, bins: int = 16) -> Path:
     """Mean Phi over each pair of parameters, as in the paper's Fig. 3c."""
-    s = load_bank_summary(path)
     theta, phis = s["theta"], s["phi"]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
     for ax, (a, b) in zip(axes, ((0, 1), (0, 2), (1, 2)), strict=True):
@@ -85,27 +88,23 @@ def plot_phi_pairs(path: str | os.PathLike, out: Path, bins: int = 16) -> Path:
     return _save(fig, out / "phi_pairs.png")
 
 
-def plot_cuts(path: str | os.PathLike, out: Path, n_cuts: int = 5) -> Path:
+def plot_cuts(s: dict[str, np.ndarray], out: Path, n_cuts: int = 5) -> Path:
     """Cuts C(t1, t1 + tau) for several t1 of each quartile map, as in the paper's Fig. 2b.
 
     A time-translation-invariant map gives the same curve for every t1.
     """
-    s = load_bank_summary(path)
-    index = quartile_indices(s["phi"])
-    t = s["t"]
+    index, t = s["index"], s["t"]
     T = len(t)
     starts = np.linspace(0, T // 2, n_cuts).astype(int)
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.5), sharey=True, constrained_layout=True)
-    with h5py.File(path, "r") as f:
-        for q, (ax, i) in enumerate(zip(axes, index, strict=True)):
-            m = f["C"][i]
-            for k, start in enumerate(starts):
-                lag = np.arange(1, T - start)
-                ax.plot(t[lag], m[start, start + lag], color=plt.cm.plasma(k / n_cuts),
-                        label=f"$t_1$ = {t[start]:.0f} s")
-            ax.set_xscale("log")
-            ax.set_title(f"Q{q + 1}: $\\Phi$ = {s['phi'][i]:.3f}", fontsize=9)
-            ax.set_xlabel(r"$\tau$ [s]")
+    for q, (ax, i, m) in enumerate(zip(axes, index, s["maps"], strict=True)):
+        for k, start in enumerate(starts):
+            lag = np.arange(1, T - start)
+            ax.plot(t[lag], m[start, start + lag], color=plt.cm.plasma(k / n_cuts),
+                    label=f"$t_1$ = {t[start]:.0f} s")
+        ax.set_xscale("log")
+        ax.set_title(f"Q{q + 1}: $\\Phi$ = {s['phi'][i]:.3f}", fontsize=9)
+        ax.set_xlabel(r"$\tau$ [s]")
     axes[0].set_ylabel(r"$C(t_1, t_1 + \tau)$")
     axes[-1].legend(fontsize=7)
     return _save(fig, out / "cuts.png")
@@ -114,7 +113,9 @@ def plot_cuts(path: str | os.PathLike, out: Path, n_cuts: int = 5) -> Path:
 def plot_bank(path: str | os.PathLike, out: str | os.PathLike) -> list[Path]:
     """All bank figures into the folder ``out`` (created if needed)."""
     out = ensure_folder(out)
-    return [plot_quartile_maps(path, out), plot_phi_pairs(path, out), plot_cuts(path, out)]
+    s = load_bank_summary(path)
+    load_quartile_maps(path, s)
+    return [plot_quartile_maps(s, out), plot_phi_pairs(s, out), plot_cuts(s, out)]
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

@@ -124,13 +124,13 @@ def boundary_heights(
     return a @ basis
 
 
-def boundary_phases(
+def boundary_phase(
     sigma: np.ndarray,
     temperature: np.ndarray,
     config: ExperimentConfig,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """The GB phase field u(t, x) = exp(i q h(x, t)).
+    """The GB phase q h(x, t) in rad.
 
     Args:
         sigma: GB stiffness in J/m^2, shape (n,).
@@ -139,9 +139,23 @@ def boundary_phases(
         rng: the source of randomness.
 
     Returns:
-        u, shape (n, T, N_x), complex64.
+        q h, shape (n, T, N_x), float32.
     """
-    phase = (config.q * boundary_heights(sigma, temperature, config, rng)).astype(np.float32)
+    return (config.q * boundary_heights(sigma, temperature, config, rng)).astype(np.float32)
+
+
+def boundary_phases(
+    sigma: np.ndarray,
+    temperature: np.ndarray,
+    config: ExperimentConfig,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The GB phase field u(t, x) = exp(i q h(x, t)), shape (n, T, N_x), complex64."""
+    return phase_field(boundary_phase(sigma, temperature, config, rng))
+
+
+def phase_field(phase: np.ndarray) -> np.ndarray:
+    """u = exp(i phase) as complex64, same shape as ``phase``."""
     return (np.cos(phase) + 1j * np.sin(phase)).astype(np.complex64)
 
 
@@ -187,13 +201,27 @@ def scattering_parts(
     """Real and imaginary parts of F, each shape (n, T, T), float32."""
     theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
     temperature = np.broadcast_to(np.asarray(temperature, dtype=np.float64), theta.shape[:1])
-    D, sigma, c = theta.T
-    phase = (config.q * boundary_heights(sigma, temperature, config, rng)).astype(np.float32)
+    return parts_from_phase(theta, boundary_phase(theta[:, 1], temperature, config, rng), config)
+
+
+def parts_from_phase(
+    theta: np.ndarray, phase: np.ndarray, config: ExperimentConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Real and imaginary parts of F = (1 - c) F_eq + c F_GB given the GB phase q h.
+
+    Args:
+        theta: parameters (D [nm^2/s], sigma [J/m^2], c [1]), shape (n, 3).
+        phase: the GB phase q h from :func:`boundary_phase`, shape (n, T, N_x), float32.
+        config: the experiment configuration.
+
+    Returns:
+        Re F and Im F, each shape (n, T, T), float32.
+    """
     real, imag = _gb_correlation(phase)
-    c32 = c.astype(np.float32)[:, None, None]
+    c32 = theta[:, 2].astype(np.float32)[:, None, None]
     real *= c32
     imag *= c32
-    real += (1 - c32) * bulk_correlation(D, config)
+    real += (1 - c32) * bulk_correlation(theta[:, 0], config)
     return real, imag
 
 

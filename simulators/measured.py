@@ -12,21 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from simulators.config import ExperimentConfig, MeasurementPrior
-from simulators.gb import boundary_phases, bulk_correlation, scattering_parts
+from simulators.gb import boundary_phase, parts_from_phase, phase_field
 from simulators.measurement import MeasurementConfig, measure_factors
 from simulators.noise import noisy_maps
 
 MODES = ("none", "fast", "exact")
-
-
-def _noiseless_from_phases(
-    theta: np.ndarray, u: np.ndarray, beta: np.ndarray, config: ExperimentConfig
-) -> np.ndarray:
-    """C = 1 + beta |F|^2 with F = (1 - c) F_eq + c u u^H / N_x, shape (n, T, T), float32."""
-    f_gb = np.matmul(u, np.conj(np.swapaxes(u, 1, 2))) / np.float32(config.n_x)
-    c = theta[:, 2].astype(np.float32)[:, None, None]
-    F = c * f_gb + (1 - c) * bulk_correlation(theta[:, 0], config)
-    return (1 + beta.astype(np.float32)[:, None, None] * np.abs(F) ** 2).astype(np.float32)
 
 
 def measured_maps(
@@ -64,17 +54,17 @@ def measured_maps(
     theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
     temperature = np.asarray(temperature, dtype=np.float64)
     beta = np.asarray(nuisance["beta"], dtype=np.float64)
+    phase = boundary_phase(theta[:, 1], temperature, config, rng)
+    real, imag = parts_from_phase(theta, phase, config)
+    clean = 1 + beta.astype(np.float32)[:, None, None] * (real**2 + imag**2)
     if mode == "fast":
-        real, imag = scattering_parts(theta, temperature, config, rng)
-        clean = 1 + beta.astype(np.float32)[:, None, None] * (real**2 + imag**2)
         counts = np.asarray(nuisance["counts"], dtype=np.float64)[:, None]
         noisy = noisy_maps(clean, counts, nuisance["n_pix"], beta, rng,
                            beam_rms=measurement.beam_rms, halves=halves)
         if not halves:
             return {"C": noisy, "C_noiseless": clean}
         return {"C": noisy[0], "C_a": noisy[1], "C_b": noisy[2], "C_noiseless": clean}
-    u = boundary_phases(theta[:, 1], temperature, config, rng)
-    clean = _noiseless_from_phases(theta, u, beta, config)
+    u = phase_field(phase)
     results = []
     for k in range(len(theta)):
         setting = MeasurementConfig(
