@@ -131,7 +131,8 @@ def test_dask_local_cluster_gives_the_serial_bank(tmp_path):
     distributed = pytest.importorskip("distributed")
     spec = BankSpec(SMALL, Prior(), n=60, seed=2, block_size=8)
     simulate_bank(tmp_path / "serial.h5", spec)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+    # Worker processes, as `dask worker` runs them: BLAS thread limits are per process.
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         simulate_bank(tmp_path / "dask.h5", spec, scheduler=cluster.scheduler_address)
     assert_same_bank(tmp_path / "serial.h5", tmp_path / "dask.h5")
