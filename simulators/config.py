@@ -190,6 +190,11 @@ class Prior:
         theta = np.asarray(theta, dtype=np.float64)
         return np.stack([p.to_unit(theta[..., k]) for k, p in enumerate(self.parameters)], -1)
 
+    def from_unit(self, u: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`to_unit`: theta of u in the unit cube, shape (..., 3)."""
+        u = np.asarray(u, dtype=np.float64)
+        return np.stack([p.sample(u[..., k]) for k, p in enumerate(self.parameters)], -1)
+
     def contains(self, theta: np.ndarray) -> np.ndarray:
         """Whether each theta (shape (..., 3)) lies inside the prior's support."""
         theta = np.asarray(theta, dtype=np.float64)

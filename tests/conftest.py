@@ -12,6 +12,8 @@ def _seed_everything() -> None:
     except ImportError:
         return
     torch.manual_seed(0)
+    # The networks in tests are tiny: one thread is faster than two that wait on each other.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

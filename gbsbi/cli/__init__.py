@@ -14,7 +14,7 @@ from gbsbi import __version__
 from gbsbi.errors import GbsbiError
 
 #: Modules of this package that define sub-commands, in the order ``--help`` lists them.
-COMMANDS = ("demo", "config", "simulate", "plot", "phi", "correlate", "importer")
+COMMANDS = ("demo", "config", "simulate", "plot", "phi", "correlate", "importer", "train", "infer")
 
 
 def build_parser() -> argparse.ArgumentParser:

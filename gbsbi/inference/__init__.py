@@ -1,1 +1,11 @@
-"""Inference: the adapter to sbi and torch (the only place torch is imported)."""
+"""Inference: the posterior estimator and what it is built from (torch lives here only).
+
+The notebook entry point is :func:`load_posterior`, see :mod:`gbsbi.inference.posterior`.
+"""
+
+
+def load_posterior(directory, device: str = "cpu"):  # noqa: ANN001, ANN201 - lazy import
+    """The posterior of a trained model (:class:`gbsbi.inference.posterior.GbPosterior`)."""
+    from gbsbi.inference.posterior import load_posterior as load
+
+    return load(directory, device)

@@ -173,6 +173,34 @@ def _noise_var(e: dict[str, np.ndarray]) -> np.ndarray:
     return (e["drift"] - e["smooth"]) / dof / e["fraction"]
 
 
+def noise_summary(
+    C: np.ndarray, n_age: int = 6, n_lag: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """The noise-corrected Phi and the noise variance s2 of each map, from one pass.
+
+    Args:
+        C: two-time maps, shape (..., T, T); NaN marks dropped frames.
+        n_age: J, smooth orders along each diagonal.
+        n_lag: P, smooth orders across the lags.
+
+    Returns:
+        ``(phi_corr, s2)``, each shape (...), float64, as :func:`phi_corrected` and
+        :func:`estimate_noise_var` give them.
+    """
+    e = _energies(C, n_age, n_lag)
+    s2 = _noise_var(e)
+    return _corrected(e, s2), s2
+
+
+def _corrected(e: dict[str, np.ndarray], s2: np.ndarray) -> np.ndarray:
+    noise_drift = s2 * (e["pairs"] - e["diagonals"])
+    numerator = e["drift"] - noise_drift
+    denominator = numerator + e["tti"] - s2 * (e["diagonals"] - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.clip(numerator / denominator, 0.0, 1.0)
+    return np.where(denominator > 0, out, np.nan)
+
+
 def phi_corrected(
     C: np.ndarray,
     noise_var: float | np.ndarray | None = None,
@@ -203,9 +231,4 @@ def phi_corrected(
             i, j, _, _ = _pairs_by_lag(np.shape(C)[-1])
             mask = ~np.isnan(np.asarray(C, dtype=np.float64)[..., i, j])
             s2 = np.nansum(np.where(mask, s2[..., i, j], np.nan), -1) / mask.sum(-1)
-    noise_drift = s2 * (e["pairs"] - e["diagonals"])
-    numerator = e["drift"] - noise_drift
-    denominator = numerator + e["tti"] - s2 * (e["diagonals"] - 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.clip(numerator / denominator, 0.0, 1.0)
-    return np.where(denominator > 0, out, np.nan)
+    return _corrected(e, s2)

@@ -1,0 +1,1 @@
+"""Checks of posteriors: calibration on simulations with known parameters (NumPy only)."""

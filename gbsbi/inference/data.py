@@ -1,0 +1,277 @@
+"""From files to network inputs: simulation banks (streamed) and experimental maps files.
+
+A bank is read a chunk of maps at a time and reduced at once (:mod:`gbsbi.inference.inputs`):
+a 50,000-map bank of 128-frame maps is 3.3 GB of float32 maps but 0.2 GB of inputs. The
+inputs can be cached in a folder under a name made of the bank's content hash and the input
+configuration, so that retraining on the same bank skips the reduction.
+
+Experimental maps are checked against the model's configuration: a file that records its
+configuration (banks, pseudo-experiments) must have the model's; every map must have the
+model's q and time window. Maps on another number of frames over the same window are binned
+or resampled to the model's grid (:func:`gbsbi.io.resample.resample`), with a note.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from gbsbi.errors import GbsbiError
+from gbsbi.inference.inputs import InputConfig, network_inputs
+from gbsbi.io.mapsfile import Maps, read_maps
+from gbsbi.io.resample import resample
+from simulators.config import ConfigError, ExperimentConfig, MeasurementPrior, Prior
+
+#: Maps reduced at a time when reading a bank (128 frames: 32 MiB of float32 maps).
+CHUNK = 512
+#: Relative tolerance on q and on the time window of experimental maps.
+RTOL = 1e-2
+#: Experiment settings that may differ between the model and a maps file (resampled).
+RESAMPLED = ("n_frames",)
+
+
+@dataclass(frozen=True)
+class BankSetup:
+    """What made a bank: configuration, prior, measurement, and its hashes."""
+
+    config: ExperimentConfig
+    prior: Prior
+    nuisance: MeasurementPrior
+    measurement: str
+    n: int
+    content_hash: str
+    config_hash: str
+
+
+@dataclass(frozen=True)
+class BankInputs:
+    """A bank reduced to network inputs.
+
+    Attributes:
+        x: inputs, shape (n, D), float32.
+        u: parameters in the unit cube, shape (n, 3), float32.
+        theta: parameters (D [nm^2/s], sigma [J/m^2], c), shape (n, 3).
+        temperature: K, shape (n,).
+        setup: what made the bank.
+    """
+
+    x: np.ndarray
+    u: np.ndarray
+    theta: np.ndarray
+    temperature: np.ndarray
+    setup: BankSetup
+
+
+@dataclass(frozen=True)
+class ScanInputs:
+    """Experimental maps reduced to network inputs.
+
+    Attributes:
+        x: inputs, shape (m, D), float32.
+        maps: the maps on the model's frame grid with their conditions.
+        content_hash: SHA-256 of the file's maps, times, temperatures and q.
+        notes: what was done to the maps (resampling), one line each.
+        extra: per-scan datasets of the file with a leading axis of m (``phi`` and the like).
+    """
+
+    x: np.ndarray
+    maps: Maps
+    content_hash: str
+    notes: tuple[str, ...] = ()
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _open(path: str | os.PathLike) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError:
+        raise GbsbiError(f"{path}: no such file") from None
+    except OSError as err:
+        raise GbsbiError(f"{path}: not a readable HDF5 file ({err})") from None
+
+
+def _recorded_config(f: h5py.File, path: str | os.PathLike) -> dict | None:
+    """The JSON ``config`` attribute of a file, or None where it records none."""
+    text = f.attrs.get("config")
+    if text is None:
+        return None
+    try:
+        data = json.loads(text.decode() if isinstance(text, bytes) else str(text))
+    except ValueError:
+        raise GbsbiError(f"{path}: root attribute 'config' is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise GbsbiError(f"{path}: root attribute 'config' is not a JSON object")
+    return data
+
+
+def read_bank_setup(path: str | os.PathLike) -> BankSetup:
+    """The configuration, prior and measurement of a bank written by ``gbsbi simulate``."""
+    with _open(path) as f:
+        data = _recorded_config(f, path)
+        if f.attrs.get("kind") != "bank" or data is None:
+            raise GbsbiError(
+                f"{path}: not a simulation bank (no 'kind = bank' and 'config' root attributes); "
+                "make one with `gbsbi simulate --n N --measurement fast --out BANK.h5`"
+            )
+        for name in ("C", "theta", "temperature"):
+            if name not in f:
+                raise GbsbiError(f"{path}: dataset '{name}' is missing")
+        n = f["C"].shape[0]
+        content = str(f.attrs.get("content_hash", ""))
+        chash = str(f.attrs.get("config_hash", ""))
+    try:
+        config = ExperimentConfig.from_dict(data["experiment"])
+        prior = Prior.from_dict(data["prior"])
+        nuisance = MeasurementPrior.from_dict(data.get("nuisance", {}))
+    except (ConfigError, KeyError, TypeError) as err:
+        raise GbsbiError(f"{path}: its recorded configuration is not readable ({err})") from None
+    return BankSetup(config, prior, nuisance, str(data.get("measurement", "none")), n, content,
+                     chash)
+
+
+def _cache_file(folder: Path, setup: BankSetup, inputs: InputConfig) -> Path:
+    key = hashlib.sha256(json.dumps(inputs.to_dict(), sort_keys=True).encode()).hexdigest()
+    return folder / f"inputs-{setup.content_hash[:16]}-{key[:12]}.npy"
+
+
+def bank_inputs(
+    path: str | os.PathLike,
+    inputs: InputConfig,
+    *,
+    cache: str | os.PathLike | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BankInputs:
+    """Read a bank and reduce its maps to network inputs, a chunk at a time.
+
+    Args:
+        path: the bank (HDF5, from ``gbsbi simulate``).
+        inputs: the reduction.
+        cache: a folder for the reduced inputs, or None.
+        progress: called with the number of maps reduced after each chunk.
+    """
+    setup = read_bank_setup(path)
+    with _open(path) as f:
+        theta = f["theta"][()]
+        temperature = f["temperature"][()]
+        cached = _cache_file(Path(cache), setup, inputs) if cache is not None else None
+        if cached is not None and cached.exists():
+            x = np.load(cached)
+            if progress is not None:
+                progress(len(x))
+        else:
+            T = f["C"].shape[-1]
+            if T <= inputs.bins:
+                raise GbsbiError(f"{path}: maps of {T} frames are too small for "
+                                 f"{inputs.bins} bins")
+            parts = []
+            for start in range(0, setup.n, CHUNK):
+                stop = min(start + CHUNK, setup.n)
+                parts.append(network_inputs(f["C"][start:stop], temperature[start:stop], inputs))
+                if progress is not None:
+                    progress(stop - start)
+            x = np.concatenate(parts)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.npy")
+                np.save(tmp, x)
+                os.replace(tmp, cached)
+    u = setup.prior.to_unit(theta).astype(np.float32)
+    return BankInputs(x, u, theta, temperature, setup)
+
+
+def maps_hash(maps: Maps) -> str:
+    """SHA-256 of the maps, frame times, temperatures and q, in that order."""
+    digest = hashlib.sha256()
+    for value in (maps.C, maps.t, maps.temperature, maps.q):
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
+
+
+def check_experiment(recorded: dict | None, config: ExperimentConfig, path: str) -> None:
+    """Refuse a file made with another experiment configuration, naming the value."""
+    if recorded is None or not isinstance(recorded.get("experiment"), dict):
+        return
+    ours = config.to_dict()
+    for key, value in sorted(recorded["experiment"].items()):
+        if key in RESAMPLED or key not in ours:
+            continue
+        if value != ours[key]:
+            raise GbsbiError(
+                f"{path}: made with {key} = {value!r}, the model's configuration has "
+                f"{key} = {ours[key]!r}; use a model trained for this configuration"
+            )
+
+
+def _names(maps: Maps) -> np.ndarray:
+    if maps.scan is not None:
+        return maps.scan
+    return np.array([f"map {k}" for k in range(len(maps))])
+
+
+def conform(maps: Maps, config: ExperimentConfig, path: str) -> tuple[Maps, tuple[str, ...]]:
+    """Maps on the model's grid: check q and the window, resample the frames.
+
+    Returns:
+        The maps (resampled where needed) and notes on what was done.
+    """
+    names = _names(maps)
+    bad_q = np.flatnonzero(~np.isclose(maps.q, config.q, rtol=RTOL, atol=0))
+    if len(bad_q):
+        k = bad_q[0]
+        raise GbsbiError(
+            f"{path}: scan {names[k]!r} has q = {maps.q[k]:g} nm^-1, the model's q is "
+            f"{config.q:g} nm^-1; use a model trained for this q"
+        )
+    T = maps.C.shape[-1]
+    window = T * (maps.t[1] - maps.t[0]) if T > 1 else 0.0
+    if not np.isclose(window, config.window, rtol=RTOL, atol=0):
+        raise GbsbiError(
+            f"{path}: the maps span a window of {window:g} s ({T} frames of "
+            f"{window / T:g} s), the model's window is {config.window:g} s; use a model trained "
+            "for this window"
+        )
+    empty = [k for k in range(len(maps)) if not np.isfinite(_off_diagonal(maps.C[k])).any()]
+    if empty:
+        raise GbsbiError(f"{path}: scan {names[empty[0]]!r} has no finite off-diagonal entry "
+                         "(an all-NaN map)")
+    if T == config.n_frames:
+        return maps, ()
+    C, how = resample(maps.C.astype(np.float64), config.n_frames)
+    note = (f"{path}: maps of {T} frames {how} to the model's {config.n_frames} frames over "
+            f"the same {config.window:g} s window")
+    out = Maps(C.astype(np.float32), config.t, maps.temperature, maps.q, maps.scan, maps.group,
+               maps.theta)
+    return out, (note,)
+
+
+def _off_diagonal(C: np.ndarray) -> np.ndarray:
+    return C[~np.eye(C.shape[-1], dtype=bool)]
+
+
+def scan_inputs(
+    path: str | os.PathLike, config: ExperimentConfig, inputs: InputConfig
+) -> ScanInputs:
+    """Read an experimental maps file and reduce its maps to network inputs.
+
+    Args:
+        path: a maps file (``gbsbi import``, ``gbsbi correlate``, pseudo-experiments).
+        config: the model's experiment configuration.
+        inputs: the model's reduction.
+    """
+    maps = read_maps(path)
+    with _open(path) as f:
+        recorded = _recorded_config(f, path)
+        extra = {k: f[k][()] for k in ("phi_noiseless",)
+                 if k in f and f[k].shape == (len(maps),)}
+    check_experiment(recorded, config, str(path))
+    content = maps_hash(maps)
+    maps, notes = conform(maps, config, str(path))
+    x = network_inputs(maps.C, maps.temperature, inputs)
+    return ScanInputs(x, maps, content, notes, extra)

@@ -1,0 +1,138 @@
+"""Benchmark: training throughput and validation NLL of gbsbi's posterior estimator against
+sbi's default CNNEmbedding + NSF, on the same bank of 128-frame measured maps, in one run.
+
+Both learn q(u | x) for u in the unit cube, on the same training maps, and are scored by the
+NLL of the same held-out maps. Each trains for the same wall-clock budget:
+- reference: ``sbi.neural_nets.embedding_nets.CNNEmbedding(input_shape=(128, 128))`` with
+  ``posterior_nn("nsf")``, trained by sbi's own ``NPE.train`` (its defaults: batch 200,
+  learning rate 5e-4, z-scored x) on the raw 128 x 128 maps, one epoch at a time until the
+  budget is spent;
+- gbsbi: the reduced inputs (:mod:`gbsbi.inference.inputs`), the map embedding and NSF,
+  trained by :func:`gbsbi.inference.training.train` for the same budget (early stopping off).
+The reduction of the maps to network inputs happens once per bank; its rate is reported on
+its own and amortised over the epochs gbsbi ran. Also timed: 10,000 posterior draws for one
+scan. Torch runs on the usable cores (``gbsbi.inference.device.configure``).
+
+Usage: python studies/bench_training.py [--n 8000] [--budget 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import torch
+from sbi.inference import NPE
+from sbi.neural_nets import posterior_nn
+from sbi.neural_nets.embedding_nets import CNNEmbedding
+
+from gbsbi.bank import BankSpec, simulate_bank
+from gbsbi.inference.data import bank_inputs
+from gbsbi.inference.device import configure, cpu_threads
+from gbsbi.inference.flow import unit_box
+from gbsbi.inference.inputs import InputConfig
+from gbsbi.inference.model import ModelSpec, TrainedModel, build_networks
+from gbsbi.inference.pipeline import Architecture
+from gbsbi.inference.posterior import GbPosterior
+from gbsbi.inference.surrogate import SurrogateConfig
+from gbsbi.inference.training import TrainConfig, TrainingSet, train
+from simulators.config import ExperimentConfig, MeasurementPrior, Prior
+
+
+def reference(x: torch.Tensor, u: torch.Tensor, x_val: torch.Tensor, u_val: torch.Tensor,
+              budget: float) -> dict:
+    """sbi's CNNEmbedding + NSF trained by NPE.train until the budget is spent."""
+    torch.manual_seed(0)
+    builder = posterior_nn("nsf", embedding_net=CNNEmbedding(input_shape=(128, 128)))
+    inference = NPE(prior=unit_box(), density_estimator=builder, show_progress_bars=False)
+    inference.append_simulations(u, x)
+    spent, epochs = 0.0, 0
+    while spent < budget:
+        epochs += 1
+        estimator = inference.train(max_num_epochs=epochs, resume_training=epochs > 1,
+                                    stop_after_epochs=10**6)
+        spent = float(sum(inference._summary["epoch_durations_sec"]))
+    n_fit = int(round(len(x) * 0.9))
+    with torch.no_grad():
+        estimator.eval()
+        nll = -torch.cat([estimator.log_prob(u_val[i:i + 250], x_val[i:i + 250])
+                          for i in range(0, len(x_val), 250)]).mean()
+    return {"epochs": epochs, "seconds": spent, "maps_per_s": epochs * n_fit / spent,
+            "val_nll": float(nll)}
+
+
+def ours(x: torch.Tensor, u: torch.Tensor, x_val: torch.Tensor, u_val: torch.Tensor,
+         budget: float, setup) -> tuple[dict, torch.nn.Module, ModelSpec]:
+    architecture = Architecture()
+    inputs = InputConfig(architecture.bins, architecture.grading, setup.prior.temperature)
+    config = TrainConfig(epochs=10**6, patience=10**6, seed=0)
+    spec = ModelSpec(setup.config, setup.prior, setup.nuisance, inputs, architecture.embedding,
+                     architecture.flow, SurrogateConfig(), config)
+    torch.manual_seed(0)
+    flow, _ = build_networks(spec, u, x[:2])
+    flow.net._embedding_net.set_standardisation(x.mean(0), x.std(0))
+    history = train(flow, TrainingSet(x, u), config, max_seconds=budget)
+    with torch.no_grad():
+        nll = -torch.cat([flow.log_prob(u_val[i:i + 1000], x_val[i:i + 1000])
+                          for i in range(0, len(x_val), 1000)]).mean()
+    seconds = sum(r["seconds"] for r in history)
+    n_fit = int(round(len(x) * 0.9))
+    return ({"epochs": len(history), "seconds": seconds,
+             "maps_per_s": len(history) * n_fit / seconds, "val_nll": float(nll)}, flow, spec)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=8000, help="maps in the bank (default 8000)")
+    parser.add_argument("--n-val", type=int, default=1000, help="held-out maps (default 1000)")
+    parser.add_argument("--budget", type=float, default=120.0,
+                        help="training seconds for each model (default 120)")
+    args = parser.parse_args()
+    configure("cpu")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads "
+          f"({cpu_threads()} usable cores)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bank.h5"
+        spec = BankSpec(ExperimentConfig(), Prior(), args.n + args.n_val, 21, measurement="fast",
+                        nuisance=MeasurementPrior())
+        simulate_bank(path, spec, workers=2)
+        start = time.perf_counter()
+        data = bank_inputs(path, InputConfig(temperature=Prior().temperature))
+        reduce_rate = len(data.x) / (time.perf_counter() - start)
+        with h5py.File(path, "r") as f:
+            maps = torch.as_tensor(f["C"][()])
+    u = torch.as_tensor(data.u)
+    n = args.n
+    ref = reference(maps[:n], u[:n], maps[n:], u[n:], args.budget)
+    del maps
+    x = torch.as_tensor(data.x)
+    mine, flow, model_spec = ours(x[:n], u[:n], x[n:], u[n:], args.budget, data.setup)
+    amortised = 1 / (1 / mine["maps_per_s"] + 1 / (reduce_rate * mine["epochs"]))
+    from gbsbi.inference.surrogate import PhiSurrogate
+
+    posterior = GbPosterior(TrainedModel(model_spec, flow.eval(), PhiSurrogate(), {}))
+    posterior.sample((100,), x=x[n])
+    start = time.perf_counter()
+    posterior.sample((10_000,), x=x[n])
+    draw_seconds = time.perf_counter() - start
+
+    print(f"bank: {n} training maps, {args.n_val} held out, 128 frames; budget {args.budget:g} s")
+    print(f"{'model':<34} {'epochs':>6} {'maps/s':>8} {'val NLL':>8}")
+    print(f"{'sbi CNNEmbedding + NSF (128x128)':<34} {ref['epochs']:>6} "
+          f"{ref['maps_per_s']:>8.0f} {ref['val_nll']:>8.3f}")
+    print(f"{'gbsbi reduced inputs + NSF':<34} {mine['epochs']:>6} "
+          f"{mine['maps_per_s']:>8.0f} {mine['val_nll']:>8.3f}")
+    print(f"throughput ratio gbsbi / reference: {mine['maps_per_s'] / ref['maps_per_s']:.1f}x "
+          f"(target >= 5x); with the reduction amortised over {mine['epochs']} epochs: "
+          f"{amortised / ref['maps_per_s']:.1f}x")
+    print(f"input reduction: {reduce_rate:.0f} maps/s, once per bank")
+    print(f"validation NLL: gbsbi {mine['val_nll']:.3f} vs reference {ref['val_nll']:.3f} "
+          f"({'equal or better' if mine['val_nll'] <= ref['val_nll'] else 'WORSE'})")
+    print(f"10,000 posterior draws for one scan: {draw_seconds:.2f} s (target <= 1 s)")
+
+
+if __name__ == "__main__":
+    main()
