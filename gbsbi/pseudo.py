@@ -9,6 +9,8 @@ through a measurement model (``exact`` photon-counting speckle by default) with 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +59,7 @@ def pseudo_experiments(
     config: ExperimentConfig,
     prior: Prior,
     nuisance: MeasurementPrior,
-    progress=None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[Maps, dict[str, np.ndarray]]:
     """Simulate the pseudo-experiments of ``spec``.
 
@@ -100,3 +102,28 @@ def pseudo_experiments(
         "phi_corrected": phi_corrected(stack["C"]), "phi_noiseless": phi(stack["C_noiseless"]),
     }
     return result, extra
+
+
+def write_pseudo_experiments(
+    path: str | os.PathLike,
+    spec: PseudoSpec,
+    config: ExperimentConfig,
+    prior: Prior,
+    nuisance: MeasurementPrior,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Maps, dict[str, np.ndarray]]:
+    """Simulate the pseudo-experiments of ``spec`` and write them as a maps file, with the
+    configuration (JSON), its hash and the seed as root attributes.
+
+    Returns:
+        What :func:`pseudo_experiments` returns.
+    """
+    from gbsbi.io.mapsfile import write_maps
+    from simulators.config import config_hash
+
+    maps, extra = pseudo_experiments(spec, config, prior, nuisance, progress=progress)
+    text = spec.to_json(config, prior, nuisance)
+    write_maps(path, maps, extra=extra, attrs={
+        "kind": "pseudo-experiments", "config": text, "config_hash": config_hash(text),
+        "seed": spec.seed})
+    return maps, extra

@@ -39,8 +39,7 @@ from gbsbi.inference.model import load_model  # noqa: E402
 from gbsbi.inference.pipeline import train_model  # noqa: E402
 from gbsbi.inference.posterior import GbPosterior  # noqa: E402
 from gbsbi.inference.training import TrainConfig  # noqa: E402
-from gbsbi.io.mapsfile import write_maps  # noqa: E402
-from gbsbi.pseudo import PseudoSpec, pseudo_experiments  # noqa: E402
+from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments  # noqa: E402
 from simulators.config import ExperimentConfig, MeasurementPrior, Prior  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -59,12 +58,8 @@ def ensure_bank(path: Path, n: int, seed: int) -> Path:
 
 def ensure_pseudo(path: Path, seed: int) -> Path:
     if not path.exists():
-        spec = PseudoSpec(mode="exact", seed=seed)
-        maps, extra = pseudo_experiments(spec, ExperimentConfig(), Prior(), MeasurementPrior())
-        write_maps(path, maps, extra=extra, attrs={"kind": "pseudo-experiments",
-                                                   "config": spec.to_json(
-                                                       ExperimentConfig(), Prior(),
-                                                       MeasurementPrior())})
+        write_pseudo_experiments(path, PseudoSpec(mode="exact", seed=seed), ExperimentConfig(),
+                                 Prior(), MeasurementPrior())
     return path
 
 

@@ -19,17 +19,14 @@ torch = pytest.importorskip("torch")
 from gbsbi.bank import BankSpec, simulate_bank  # noqa: E402
 from gbsbi.cli import main  # noqa: E402
 from gbsbi.io.mapsfile import read_maps, write_maps  # noqa: E402
-from gbsbi.pseudo import PseudoSpec, pseudo_experiments  # noqa: E402
+from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments  # noqa: E402
 from simulators.config import ExperimentConfig, MeasurementPrior, Prior  # noqa: E402
 
 
 def _pseudo(path: Path, config: ExperimentConfig | None = None) -> Path:
     config = config or ExperimentConfig()
     spec = PseudoSpec(groups=2, temperatures=(320.0, 420.0), repeats=1, mode="fast", seed=4)
-    maps, extra = pseudo_experiments(spec, config, Prior(), MeasurementPrior())
-    write_maps(path, maps, extra=extra, attrs={
-        "kind": "pseudo-experiments", "config": spec.to_json(config, Prior(),
-                                                             MeasurementPrior())})
+    write_pseudo_experiments(path, spec, config, Prior(), MeasurementPrior())
     return path
 
 

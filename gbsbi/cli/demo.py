@@ -1,66 +1,134 @@
-"""``gbsbi demo``: the main job on the embedded default configuration."""
+"""``gbsbi demo``: the whole job on the embedded default configuration.
+
+A bank simulated as measured (fast noise model) with its figures; pseudo-experiments (groups
+with known theta, measured at several temperatures); a posterior estimator trained on the bank
+with CORAL and the Phi term against the pseudo-experiments' maps (unlabelled: their theta is
+never shown to training); posteriors for every pseudo-experiment with the true values marked;
+and a summary: how often the 90 % intervals cover the truth, and the RMSE of the posterior
+means. It takes about 3 minutes on a 2-core machine (``--quick``: seconds, for tests).
+"""
+
+from __future__ import annotations
 
 import argparse
+import shutil
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
 
-from gbsbi.bank import BankSpec, simulate_bank
-from gbsbi.io.atomic import ensure_folder
-from gbsbi.plots import load_bank_summary, plot_bank
-from simulators.config import ExperimentConfig, Prior
+@dataclass(frozen=True)
+class DemoSize:
+    """How big each step of the demo is."""
+
+    bank: int
+    groups: int
+    temperatures: tuple[float, ...]
+    repeats: int
+    epochs: int
+    draws: int
+
+
+FULL = DemoSize(bank=10_000, groups=3, temperatures=(300.0, 350.0, 400.0, 450.0), repeats=5,
+                epochs=30, draws=2000)
+QUICK = DemoSize(bank=600, groups=2, temperatures=(320.0, 420.0), repeats=1, epochs=2,
+                 draws=200)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="run the pipeline on the embedded default configuration",
-        description="Simulate a bank of maps with the default configuration and prior and "
-        "write its figures; then simulate pseudo-experiments as measured (3 groups x 4 "
-        "temperatures x 5 repeats, photon-counting noise) and compare the plain and the "
-        "noise-corrected Phi with the true one.",
+        help="run the whole job on the embedded default configuration",
+        description="Simulate a bank of maps as measured and plot it; simulate "
+        "pseudo-experiments (3 groups x 4 temperatures x 5 repeats, photon-counting noise, "
+        "known theta); train a posterior estimator adapted to the pseudo-experiments' maps; "
+        "write the posterior of every pseudo-experiment (NetCDF, CSV, corner plots with the "
+        "true values, intervals against temperature) and print how well they cover the "
+        "truth. About 3 minutes on 2 cores.",
     )
     p.add_argument("--out", default="demo-output", metavar="DIR",
                    help="output folder (default demo-output)")
-    p.add_argument("--n", type=int, default=2000, help="maps in the bank (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--quick", action="store_true", help="a tiny run (seconds), for tests")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    out = ensure_folder(args.out)
-    spec = BankSpec(ExperimentConfig(), Prior(), args.n, args.seed)
-    bank = out / "bank.h5"
-    with tqdm(total=spec.n, unit="map", desc="simulate", disable=None) as bar:
-        simulate_bank(bank, spec, overwrite=True, progress=bar.update)
-    for path in plot_bank(bank, out):
-        print(f"wrote {path}")
-    phis = load_bank_summary(bank)["phi"]
-    q = np.percentile(phis, [0, 25, 50, 75, 100])
-    print(f"wrote {bank}: {spec.n} maps")
-    print("Phi over the prior: min {:.4f}  Q1 {:.3f}  median {:.3f}  Q3 {:.3f}  max {:.3f}".format(
-        *q))
-    _pseudo(out, args.seed)
+    from gbsbi.errors import GbsbiError
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise GbsbiError(f"{out} exists and is not empty; pass --overwrite or choose --out")
+    created = not out.exists()
+    try:
+        if args.overwrite and out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        _demo(out, QUICK if args.quick else FULL, args.seed)
+    except BaseException:
+        if created and out.exists():  # leave nothing behind from a run that failed
+            shutil.rmtree(out)
+        raise
     return 0
 
 
-def _pseudo(out: Path, seed: int) -> None:
-    """Pseudo-experiments with the fast noise model, and their Phi table."""
-    from gbsbi.io.mapsfile import write_maps
-    from gbsbi.pseudo import PseudoSpec, pseudo_experiments
-    from simulators.config import MeasurementPrior, config_hash
+def _demo(out: Path, size: DemoSize, seed: int) -> None:
+    import numpy as np
+    from tqdm import tqdm
 
-    spec = PseudoSpec(mode="fast", seed=seed)
-    with tqdm(total=60, unit="map", desc="pseudo-experiments", disable=None) as bar:
-        maps, extra = pseudo_experiments(spec, ExperimentConfig(), Prior(), MeasurementPrior(),
-                                         progress=bar.update)
+    from gbsbi.bank import BankSpec, simulate_bank
+    from gbsbi.cli.train import DEFAULT_CORAL, DEFAULT_PHI
+    from gbsbi.inference.infer import infer_to_files
+    from gbsbi.inference.pipeline import train_model
+    from gbsbi.inference.training import TrainConfig
+    from gbsbi.plots import plot_bank
+    from simulators.config import ExperimentConfig, MeasurementPrior, Prior
+
+    config, prior, nuisance = ExperimentConfig(), Prior(), MeasurementPrior()
+    spec = BankSpec(config, prior, size.bank, seed, measurement="fast", nuisance=nuisance)
+    bank = out / "bank.h5"
+    with tqdm(total=spec.n, unit="map", desc="simulate", disable=None) as bar:
+        simulate_bank(bank, spec, workers=2, progress=bar.update)
+    print(f"wrote {bank}: {spec.n} maps simulated as measured (counts {nuisance.counts}, "
+          f"N_pix {nuisance.n_pix}, beta {nuisance.beta})")
+    for path in plot_bank(bank, out):
+        print(f"wrote {path}")
+    import h5py
+
+    with h5py.File(bank, "r") as f:
+        phis = {k: f[k][()] for k in ("phi_noiseless", "phi", "phi_corrected")}
+    for name, label in (("phi_noiseless", "noiseless"), ("phi", "plain (measured)"),
+                        ("phi_corrected", "noise-corrected")):
+        print(f"Phi {label + ':':<18} min {{:.3f}}  Q1 {{:.3f}}  median {{:.3f}}  Q3 {{:.3f}}  "
+              "max {:.3f}".format(*np.nanpercentile(phis[name], [0, 25, 50, 75, 100])))
+    pseudo = _pseudo(out, size, seed)
+    training = TrainConfig(epochs=size.epochs, coral_weight=DEFAULT_CORAL, phi_weight=DEFAULT_PHI,
+                           seed=seed)
+    model = train_model(bank, out / "model", training, experimental=pseudo, device="auto")
+    result = infer_to_files(model, pseudo, out / "posteriors.nc", size.draws, seed,
+                            warn=lambda line: print(f"warning: {line}", file=sys.stderr))
+    _summary(result)
+
+
+def _pseudo(out: Path, size: DemoSize, seed: int) -> Path:
+    """Pseudo-experiments with the fast noise model, and their Phi table."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments
+    from simulators.config import ExperimentConfig, MeasurementPrior, Prior
+
+    setup = (ExperimentConfig(), Prior(), MeasurementPrior())
+    spec = PseudoSpec(groups=size.groups, temperatures=size.temperatures, repeats=size.repeats,
+                      mode="fast", seed=seed + 1)
+    total = spec.groups * len(spec.temperatures) * spec.repeats
     path = out / "pseudo_experiments.h5"
-    text = spec.to_json(ExperimentConfig(), Prior(), MeasurementPrior())
-    write_maps(path, maps, extra=extra, attrs={
-        "kind": "pseudo-experiments", "config": text, "config_hash": config_hash(text)})
+    with tqdm(total=total, unit="map", desc="pseudo-experiments", disable=None) as bar:
+        maps, extra = write_pseudo_experiments(path, spec, *setup, progress=bar.update)
     print(f"wrote {path}: {len(maps)} measured maps ({spec.counts} photons per pixel per "
           f"frame, {spec.n_pix} pixels)")
+    print(f"Phi of the pseudo-experiments, each row the mean of {spec.repeats} repeats:")
     print(f"{'group':<8} {'T [K]':>6} {'Phi true':>9} {'plain':>7} {'corrected':>10}")
     for g in np.unique(maps.group):
         for t in spec.temperatures:
@@ -68,7 +136,29 @@ def _pseudo(out: Path, seed: int) -> None:
             true, plain = np.mean(extra["phi_noiseless"][k]), np.mean(extra["phi"][k])
             corrected = np.nanmean(extra["phi_corrected"][k])
             print(f"{g:<8} {t:>6.0f} {true:>9.3f} {plain:>7.3f} {corrected:>10.3f}")
-    error = np.abs(extra["phi_corrected"] - extra["phi_noiseless"])
-    print(f"median |Phi - Phi_true|: plain "
-          f"{np.median(np.abs(extra['phi'] - extra['phi_noiseless'])):.3f}, "
-          f"corrected {np.nanmedian(error):.3f}")
+    return path
+
+
+def _summary(result) -> None:  # noqa: ANN001 - PosteriorDraws
+    """Coverage of the 90 % intervals and RMSE of the posterior means against the truth."""
+    import numpy as np
+
+    from gbsbi.diagnostics.calibration import interval_contains, rmse
+    from gbsbi.inference.evaluate import scaled
+
+    samples = scaled(result.theta.reshape(-1, *result.theta.shape[2:]))
+    truth = scaled(result.truth)
+    covered = interval_contains(samples, truth, 0.9).mean(0)
+    error = rmse(truth, samples.mean(0))
+    n = len(truth)
+    print(f"\nposteriors of {n} pseudo-experiments against their true values:")
+    print(f"{'':<26}{'D [nm^2/s]':>12}{'log10 sigma':>13}{'c':>8}")
+    print(f"{'90% intervals covering':<26}" + "".join(
+        f"{v:>{w}.0%}" for v, w in zip(covered, (12, 13, 8), strict=True)))
+    print(f"{'RMSE of posterior mean':<26}{error[0]:>12.2e}{error[1]:>13.3f}{error[2]:>8.3f}")
+    from simulators.config import Prior
+
+    widths = [np.log10(p.high / p.low) if p.scale == "log" else p.high - p.low
+              for p in Prior().parameters]
+    prior_sd = np.array(widths) / np.sqrt(12)  # what the prior alone would give
+    print(f"{'(prior sd)':<26}{prior_sd[0]:>12.2e}{prior_sd[1]:>13.3f}{prior_sd[2]:>8.3f}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,53 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def outputs(out: Path) -> tuple[Path, Path]:
-    """The CSV and the plots folder that go with a posterior file."""
-    from gbsbi.io.posteriors import csv_beside
-
-    return csv_beside(out), out.with_name(out.stem + "-plots")
-
-
 def run(args: argparse.Namespace) -> int:
     from gbsbi.errors import GbsbiError
+    from gbsbi.inference.infer import infer_to_files, outputs
+    from gbsbi.inference.model import load_model
     from gbsbi.io.atomic import check_writable
 
-    out = check_writable(args.out)
-    csv_path, plots = outputs(out)
-    existing = [p for p in (out, csv_path, plots) if p.exists()]
+    check_writable(args.out)
+    existing = [p for p in outputs(args.out) if p.exists()]
     if existing and not args.overwrite:
         raise GbsbiError(f"{existing[0]} exists; pass --overwrite to replace it")
     if args.draws < 4 or args.draws % 4:
         raise GbsbiError(f"--draws must be a positive multiple of 4, got {args.draws}")
-
-    from gbsbi.inference.data import scan_inputs
-    from gbsbi.inference.infer import draw_posteriors, outside_temperature
-    from gbsbi.inference.model import load_model
-    from gbsbi.inference.posterior import GbPosterior
-    from gbsbi.io.posteriors import format_table, summary_rows, write_csv, write_posterior
-
     model = load_model(args.model)
-    spec = model.spec
-    scans = scan_inputs(args.maps, spec.experiment, spec.inputs)
-    for note in scans.notes:
-        print(note)
-    for warning in outside_temperature(GbPosterior(model), scans):
-        print(f"gbsbi infer: warning: {warning}", file=sys.stderr)
-    posterior = GbPosterior(model)
-    draws = draw_posteriors(posterior, scans, args.draws, seed=args.seed)
-    attrs = {"model": str(args.model), "model_hash": model.hash, "maps": str(args.maps),
-             "maps_hash": scans.content_hash, "seed": args.seed, "estimator": spec.estimator,
-             "draws_per_scan": args.draws}
-    write_posterior(out, draws, attrs)
-    rows = summary_rows(draws)
-    write_csv(csv_path, rows)
-    print(format_table(rows))
-    print(f"wrote {out} ({len(rows)} scans x {args.draws} draws) and {csv_path}")
-    if not args.no_plots:
-        from gbsbi.posterior_plots import corner_plots, intervals_plot
-
-        plots.mkdir(exist_ok=True)
-        corner_plots(draws, spec.prior, plots)
-        intervals_plot(draws, spec.prior, plots / "intervals.png")
-        print(f"wrote {len(rows)} corner plots and intervals.png to {plots}")
+    infer_to_files(model, args.maps, args.out, args.draws, args.seed, not args.no_plots,
+                   warn=lambda line: print(f"gbsbi infer: warning: {line}", file=sys.stderr))
     return 0

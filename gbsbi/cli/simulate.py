@@ -171,7 +171,7 @@ def _parse_temperatures(text: str) -> tuple[float, ...]:
 def _run_pseudo(
     args: argparse.Namespace, config: ExperimentConfig, prior: Prior, nuisance: MeasurementPrior
 ) -> int:
-    from gbsbi.pseudo import PseudoSpec, pseudo_experiments
+    from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments
 
     if args.measurement == "none":
         raise GbsbiError("pseudo-experiments (--groups) need --measurement fast or exact")
@@ -186,11 +186,8 @@ def _run_pseudo(
                       args.counts, args.n_pix, args.beta, args.measurement, args.seed)
     total = spec.groups * len(spec.temperatures) * spec.repeats
     with tqdm(total=total, unit="map", desc="pseudo-experiments", disable=None) as bar:
-        maps, extra = pseudo_experiments(spec, config, prior, nuisance, progress=bar.update)
-    text = spec.to_json(config, prior, nuisance)
-    write_maps(args.out, maps, attrs={"kind": "pseudo-experiments", "config": text,
-                                      "config_hash": config_hash(text), "seed": args.seed},
-               extra=extra)
+        maps, extra = write_pseudo_experiments(args.out, spec, config, prior, nuisance,
+                                               progress=bar.update)
     print(f"wrote {args.out}: {total} maps ({spec.groups} groups x {len(spec.temperatures)} "
           f"temperatures x {spec.repeats} repeats, {spec.mode} measurement)")
     print("Phi median |error| vs noiseless: plain {:.3f}, corrected {:.3f}, split-half {:.3f}"

@@ -1,15 +1,28 @@
-"""Posterior draws for every scan of a maps file, from a trained model."""
+"""Posterior draws for every scan of a maps file, from a trained model, and the files that
+hold them: the posterior file, the CSV beside it and the plots folder."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from gbsbi.errors import GbsbiError
-from gbsbi.inference.data import ScanInputs
+from gbsbi.inference.data import ScanInputs, scan_inputs
 from gbsbi.inference.inputs import SCALARS, InputLayout
+from gbsbi.inference.model import TrainedModel
 from gbsbi.inference.posterior import GbPosterior
-from gbsbi.io.posteriors import PosteriorDraws
+from gbsbi.io.posteriors import (
+    PosteriorDraws,
+    csv_beside,
+    format_table,
+    summary_rows,
+    write_csv,
+    write_posterior,
+)
 
 
 def draw_posteriors(
@@ -57,3 +70,58 @@ def outside_temperature(posterior: GbPosterior, scans: ScanInputs) -> list[str]:
             out.append(f"scan {name!r}: T = {t:g} K lies outside the model's training range "
                        f"{low:g}-{high:g} K; its posterior is an extrapolation")
     return out
+
+
+def outputs(out: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """The posterior file, the CSV and the plots folder that go with ``out``."""
+    out = Path(out)
+    return out, csv_beside(out), out.with_name(out.stem + "-plots")
+
+
+def infer_to_files(
+    model: TrainedModel,
+    maps: str | os.PathLike,
+    out: str | os.PathLike,
+    draws: int = 4000,
+    seed: int = 0,
+    plots: bool = True,
+    log: Callable[[str], None] = print,
+    warn: Callable[[str], None] = print,
+) -> PosteriorDraws:
+    """Posteriors for every scan of ``maps``: the NetCDF file, the CSV, and the plots.
+
+    Args:
+        model: the trained model.
+        maps: the maps file.
+        out: the posterior file (NetCDF); the CSV and the folder ``<stem>-plots`` go beside it.
+        draws: draws per scan, a multiple of 4 (the chains).
+        seed: seeds the draws.
+        plots: also write a corner plot per scan and the intervals figure.
+        log: where the table and notes go.
+        warn: where warnings go.
+    """
+    out, csv_path, folder = outputs(out)
+    spec = model.spec
+    scans = scan_inputs(maps, spec.experiment, spec.inputs)
+    for note in scans.notes:
+        log(note)
+    posterior = GbPosterior(model)
+    for line in outside_temperature(posterior, scans):
+        warn(line)
+    result = draw_posteriors(posterior, scans, draws, seed=seed)
+    attrs = {"model": str(model.directory), "model_hash": model.hash, "maps": str(maps),
+             "maps_hash": scans.content_hash, "seed": seed, "estimator": spec.estimator,
+             "draws_per_scan": draws}
+    write_posterior(out, result, attrs)
+    rows = summary_rows(result)
+    write_csv(csv_path, rows)
+    log(format_table(rows))
+    log(f"wrote {out} ({len(rows)} scans x {draws} draws) and {csv_path}")
+    if plots:
+        from gbsbi.posterior_plots import corner_plots, intervals_plot
+
+        folder.mkdir(exist_ok=True)
+        corner_plots(result, spec.prior, folder)
+        intervals_plot(result, spec.prior, folder / "intervals.png")
+        log(f"wrote {len(rows)} corner plots and intervals.png to {folder}")
+    return result
