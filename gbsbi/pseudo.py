@@ -9,11 +9,12 @@ through a measurement model (``exact`` photon-counting speckle by default) with 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from gbsbi.io.mapsfile import Maps
+from gbsbi.io.mapsfile import Maps, write_maps
 from gbsbi.summaries.phi import phi
 from gbsbi.summaries.phi_noise import phi_corrected
 from simulators.config import ExperimentConfig, MeasurementPrior, Prior
@@ -100,3 +101,18 @@ def pseudo_experiments(
         "phi_corrected": phi_corrected(stack["C"]), "phi_noiseless": phi(stack["C_noiseless"]),
     }
     return result, extra
+
+
+def write_pseudo_experiments(
+    path: str | os.PathLike,
+    spec: PseudoSpec,
+    config: ExperimentConfig,
+    prior: Prior,
+    nuisance: MeasurementPrior,
+) -> Maps:
+    """Simulate the pseudo-experiments of ``spec`` into a maps file with their extra
+    datasets and their configuration (root attributes ``kind`` and ``config``)."""
+    maps, extra = pseudo_experiments(spec, config, prior, nuisance)
+    write_maps(path, maps, extra=extra, attrs={"kind": "pseudo-experiments",
+                                               "config": spec.to_json(config, prior, nuisance)})
+    return maps
