@@ -19,6 +19,7 @@ from gbsbi.cli import main  # noqa: E402
 from gbsbi.io.mapsfile import Maps, read_maps, write_maps  # noqa: E402
 from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments  # noqa: E402
 from simulators.config import ExperimentConfig, MeasurementPrior, Prior  # noqa: E402
+from tests.test_train_infer import run_error  # noqa: E402 - exit 2, one line, no traceback
 
 
 @pytest.fixture(scope="module")
@@ -36,21 +37,12 @@ def work(tmp_path_factory):
     torch.set_num_threads(1)
     common = ["--epochs", "1", "--cache", str(root / "cache")]
     assert main(["train", str(bank), "--estimator", "point", "--out", str(root / "point"),
-                 "--experimental", str(pseudo), "--fine-tune-groups", "--fine-tune-steps",
-                 "20", *common]) == 0
+                 "--experimental", str(pseudo), "--adapt-epochs", "1", "--fine-tune-groups",
+                 "--fine-tune-steps", "20", *common]) == 0
     assert main(["train", str(bank), "--estimator", "point", "--out", str(root / "vanilla"),
                  *common]) == 0
     assert main(["train", str(bank), "--out", str(root / "npe"), *common]) == 0
     return {"root": root, "bank": bank, "pseudo": pseudo}
-
-
-def run_error(capsys, argv: list[str]) -> str:
-    """A command that must fail as a user error: exit 2, one line on stderr, no traceback."""
-    capsys.readouterr()
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err, err
-    return err
 
 
 def test_point_model_directory_holds_one_hashed_head_per_group(work):
@@ -66,15 +58,16 @@ def test_point_model_directory_holds_one_hashed_head_per_group(work):
     point = meta["point"]
     assert point["adaptation"]["coral_weight"] > 0 and point["adaptation"]["phi_weight"] > 0
     assert point["fine_tune"]["steps"] == 20 and meta["training"]["coral_weight"] == 0
+    assert point["adaptation"]["epochs"] == 1 and meta["training"]["epochs"] == 1
     assert meta["experimental"]["n"] == 8 and set(meta["fine_tuning"]) == {"group-1", "group-2"}
     history = json.loads((model / "history.json").read_text())
     assert [(r["stage"], r["epoch"]) for r in history] == [(0, 1), (1, 1)]
     assert history[0]["coral"] == 0 and history[1]["coral"] > 0 and history[1]["phi"] > 0
-    # fine-tuning moved the heads' last layer only
+    # fine-tuning moved the heads' last two layers only (the default)
     own = torch.load(model / "weights.pt", weights_only=True)
     head = torch.load(model / "heads/group-1.pt", weights_only=True)
     changed = {k for k, v in head.items() if not torch.equal(v, own[f"head.{k}"])}
-    assert changed == {"net.4.weight", "net.4.bias"}
+    assert changed == {"net.2.weight", "net.2.bias", "net.4.weight", "net.4.bias"}
     vanilla = json.loads((work["root"] / "vanilla" / "model.json").read_text())
     assert vanilla["point"]["adaptation"] is None and vanilla["group_heads"] == {}
     assert not (work["root"] / "vanilla" / "heads").exists()

@@ -202,3 +202,11 @@ def test_point_configuration_round_trips_and_refuses_what_cannot_work():
     for bad in ({"steps": 0}, {"learning_rate": float("nan")}, {"layers": 0}):
         with pytest.raises(GbsbiError):
             FineTuneConfig(**bad)
+
+
+def test_the_fine_tuning_defaults_are_those_of_the_command_line():
+    from gbsbi.cli import train
+
+    assert FineTuneConfig() == FineTuneConfig(train.POINT_FINE_TUNE_STEPS,
+                                              train.POINT_FINE_TUNE_LEARNING_RATE,
+                                              train.POINT_FINE_TUNE_LAYERS)

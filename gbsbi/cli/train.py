@@ -12,11 +12,12 @@ DEFAULT_PHI = 1.0
 #: The point estimator's, from studies/point_settings.py (see README): weights of the
 #: adaptation stage, its learning rate, and the per-group fine-tuning.
 POINT_CORAL = 0.1
-POINT_PHI = 1.0
-POINT_ADAPT_LEARNING_RATE = 1e-4
-POINT_FINE_TUNE_STEPS = 100
+POINT_PHI = 10.0
+POINT_ADAPT_LEARNING_RATE = 1e-3
+POINT_ADAPT_EPOCHS = 10
+POINT_FINE_TUNE_STEPS = 50
 POINT_FINE_TUNE_LEARNING_RATE = 1e-4
-POINT_FINE_TUNE_LAYERS = 1
+POINT_FINE_TUNE_LAYERS = 2
 
 
 def finite_float(text: str) -> float:
@@ -58,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     point.add_argument("--adapt-learning-rate", type=finite_float, metavar="LR",
                        help="Adam's step size in the adaptation stage "
                        f"(default {POINT_ADAPT_LEARNING_RATE:g})")
+    point.add_argument("--adapt-epochs", type=int, metavar="N",
+                       help=f"most epochs of the adaptation stage (default {POINT_ADAPT_EPOCHS})")
     point.add_argument("--fine-tune-groups", action="store_true",
                        help="fine-tune a head per group of --experimental (needs a 'group' "
                        "dataset and a positive --phi-weight)")
@@ -67,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="last layers of the head that fine-tuning updates (default "
                        f"{POINT_FINE_TUNE_LAYERS})")
     p.add_argument("--epochs", type=int, default=200,
-                   help="most epochs (default 200; per stage for --estimator point)")
+                   help="most epochs (default 200; of the vanilla stage for --estimator point)")
     p.add_argument("--patience", type=int, default=15,
                    help="stop after this many epochs without a better validation NLL (default 15)")
     p.add_argument("--batch-size", type=int, default=256, help="simulations per step (256)")
@@ -96,20 +99,22 @@ def _given(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
-POINT_ONLY = ("adapt_learning_rate", "fine_tune_steps", "fine_tune_layers")
+POINT_ONLY = ("adapt_learning_rate", "adapt_epochs", "fine_tune_steps", "fine_tune_layers")
 
 
 def point_config(args: argparse.Namespace, config):  # noqa: ANN001, ANN201 - lazy types
     """The point estimator's stages from the flags: stage 1 is ``config`` without the domain
-    terms, stage 2 (with --experimental) ``config`` at the adaptation learning rate."""
+    terms, stage 2 (with --experimental) ``config`` at the adaptation's learning rate and
+    epochs."""
     from dataclasses import replace
 
     from gbsbi.inference.point_training import FineTuneConfig, PointConfig
 
     adaptation = None
     if config.adapted:
-        adaptation = replace(config, learning_rate=_given(args.adapt_learning_rate,
-                                                          POINT_ADAPT_LEARNING_RATE))
+        adaptation = replace(
+            config, learning_rate=_given(args.adapt_learning_rate, POINT_ADAPT_LEARNING_RATE),
+            epochs=_given(args.adapt_epochs, POINT_ADAPT_EPOCHS))
     fine = None
     if args.fine_tune_groups:
         fine = FineTuneConfig(

@@ -59,7 +59,8 @@ _T = SCALARS.index("temperature")
 
 @dataclass(frozen=True)
 class FineTuneConfig:
-    """Settings of the per-group fine-tuning.
+    """Settings of the per-group fine-tuning (defaults: those of ``gbsbi train``, chosen in
+    studies/point_settings.py).
 
     Attributes:
         steps: Adam steps on all of a group's maps at once.
@@ -67,9 +68,9 @@ class FineTuneConfig:
         layers: how many of the head's last Linear layers are updated.
     """
 
-    steps: int = 100
+    steps: int = 50
     learning_rate: float = 1e-4
-    layers: int = 1
+    layers: int = 2
 
     def __post_init__(self) -> None:
         for name, ok in {"steps": self.steps >= 1, "learning_rate": self.learning_rate > 0,
