@@ -126,6 +126,14 @@ def test_infer_point_estimates_equal_the_regressors_in_python(work):
     assert notes == []
 
 
+def test_a_point_model_has_no_posterior_in_python(work):
+    from gbsbi.errors import GbsbiError
+    from gbsbi.inference import load_posterior
+
+    with pytest.raises(GbsbiError, match="has no posterior"):
+        load_posterior(work["root"] / "point")
+
+
 def test_maps_of_groups_without_a_head_use_the_models_own_with_a_note(work, capsys):
     maps = read_maps(work["pseudo"])
     other = work["root"] / "regrouped.h5"

@@ -51,10 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--estimator", choices=("npe", "point"), default="npe",
                    help="npe: posterior estimator (default); point: the paper's regressor")
     p.add_argument("--coral", type=finite_float, metavar="W",
-                   help=f"weight of CORAL (default {DEFAULT_CORAL} with --experimental, else 0)")
+                   help=f"weight of CORAL (default {DEFAULT_CORAL} with --experimental, "
+                   f"{POINT_CORAL} for --estimator point, else 0)")
     p.add_argument("--phi-weight", type=finite_float, metavar="W",
                    help=f"weight of the Phi-consistency term (default {DEFAULT_PHI} with "
-                   "--experimental, else 0)")
+                   f"--experimental, {POINT_PHI} for --estimator point, else 0)")
     point = p.add_argument_group("point estimator (--estimator point)")
     point.add_argument("--adapt-learning-rate", type=finite_float, metavar="LR",
                        help="Adam's step size in the adaptation stage "
