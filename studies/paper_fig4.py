@@ -193,6 +193,11 @@ def main() -> None:
                         for k, v in pseudo_est.items()},
         "rmse_pseudo_u": {k: rmse(truth_u, spec.prior.to_unit(v)).tolist()
                           for k, v in pseudo_theta.items()},
+        "per_group": {
+            str(g): {"truth": scans.maps.theta[scans.maps.group == g][0].tolist(),
+                     **{k: v[scans.maps.group == g].mean(0).tolist()
+                        for k, v in pseudo_theta.items()}}
+            for g in dict.fromkeys(scans.maps.group)},
         "history": {k: json.loads((m.directory / "history.json").read_text())
                     for k, m in models.items()},
         "fine_tuning": adapted.meta.get("fine_tuning"),
@@ -261,6 +266,13 @@ def markdown(r: dict) -> str:
     for name, row in r["rmse_pseudo"].items():
         lines.append(f"| {name} | " + " | ".join(f"{row[n]:.3g}" for n in NAMES) + " | "
                      + " | ".join(f"{v:.3f}" for v in r["rmse_pseudo_u"][name]) + " |")
+    lines += ["", "Mean estimates per group (D [nm^2/s], sigma [J/m^2], c):", "",
+              "| group | " + " | ".join(r["per_group"][next(iter(r["per_group"]))]) + " |",
+              "| --- | " + " | ".join(["---"] * len(r["per_group"][next(iter(r["per_group"]))]))
+              + " |"]
+    for group, row in r["per_group"].items():
+        lines.append(f"| {group} | " + " | ".join(
+            ", ".join(f"{v:.3g}" for v in values) for values in row.values()) + " |")
     share = r["umap_experimental_share"]
     lines += ["", "u: each parameter scaled to [0, 1] over the prior (sigma on a log scale). "
               "Three groups mean three true parameter points: an RMSE over them is a coarse "
