@@ -42,9 +42,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.stats import binned_statistic_2d  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
-from gbsbi.bank import BankSpec, simulate_bank  # noqa: E402
+from gbsbi.cli import main as gbsbi  # noqa: E402
 from gbsbi.cli import train as defaults  # noqa: E402
 from gbsbi.diagnostics.calibration import r2_score, rmse  # noqa: E402
 from gbsbi.diagnostics.feature_map import own_label_share, umap_coordinates  # noqa: E402
@@ -71,11 +70,9 @@ def ensure_data(work: Path, n_train: int) -> dict[str, Path]:
     paths = {"train": work / "train.h5", "heldout": work / "heldout.h5",
              "pseudo": work / "pseudo_exact.h5"}
     for name, n, seed in (("train", n_train, 11), ("heldout", 5000, 12)):
-        if not paths[name].exists():
-            spec = BankSpec(ExperimentConfig(), Prior(), n, seed, measurement="fast",
-                            nuisance=MeasurementPrior())
-            with tqdm(total=n, desc=f"simulate {name}") as bar:
-                simulate_bank(paths[name], spec, workers=2, progress=bar.update)
+        if not paths[name].exists():  # as `gbsbi simulate` makes it
+            assert gbsbi(["simulate", "--n", str(n), "--seed", str(seed), "--measurement",
+                         "fast", "--workers", "2", "--out", str(paths[name])]) == 0
     if not paths["pseudo"].exists():
         write_pseudo_experiments(paths["pseudo"], PseudoSpec(mode="exact", seed=13),
                                  ExperimentConfig(), Prior(), MeasurementPrior())

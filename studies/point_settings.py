@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gbsbi.bank import BankSpec, simulate_bank
+from gbsbi.cli import main as gbsbi
 from gbsbi.diagnostics.calibration import r2_score, rmse
 from gbsbi.inference.coral import coral
 from gbsbi.inference.data import bank_inputs, scan_inputs
@@ -74,11 +74,9 @@ def ensure_data(work: Path, n_train: int, n_heldout: int, groups: int) -> dict[s
     paths = {"train": work / "train.h5", "heldout": work / "heldout.h5",
              "tune": work / "pseudo_tune.h5"}
     for name, n, seed in (("train", n_train, 11), ("heldout", n_heldout, 12)):
-        if not paths[name].exists():
-            spec = BankSpec(ExperimentConfig(), Prior(), n, seed, measurement="fast",
-                            nuisance=MeasurementPrior())
-            with tqdm(total=n, desc=f"simulate {name}") as bar:
-                simulate_bank(paths[name], spec, workers=2, progress=bar.update)
+        if not paths[name].exists():  # as `gbsbi simulate` makes it
+            assert gbsbi(["simulate", "--n", str(n), "--seed", str(seed), "--measurement",
+                         "fast", "--workers", "2", "--out", str(paths[name])]) == 0
     if not paths["tune"].exists():
         spec = PseudoSpec(groups=groups, repeats=2, mode="exact", seed=14)
         write_pseudo_experiments(paths["tune"], spec, ExperimentConfig(), Prior(),

@@ -41,20 +41,19 @@ from torch import Tensor
 
 from gbsbi.errors import GbsbiError
 from gbsbi.inference.coral import coral
-from gbsbi.inference.inputs import SCALARS, InputLayout
+from gbsbi.inference.inputs import InputLayout
 from gbsbi.inference.regressor import HeadConfig, MLPHead, PointRegressor
 from gbsbi.inference.surrogate import PhiSurrogate
-from gbsbi.inference.training import (
+from gbsbi.inference.training import (  # the scalars' places in x, as the NPE's Phi term reads
+    _NOISE_ONLY,
+    _PHI,
+    _T,
     TrainConfig,
     TrainingSet,
     _save_checkpoint,
     load_checkpoint,
     split,
 )
-
-_PHI = SCALARS.index("phi_corrected")
-_NOISE_ONLY = SCALARS.index("noise_only")
-_T = SCALARS.index("temperature")
 
 
 @dataclass(frozen=True)
