@@ -1,4 +1,5 @@
-"""Contract tests of every network of the posterior estimator, CORAL and the Phi term."""
+"""Contract tests of every network of the posterior and the point estimators, CORAL and the
+Phi term."""
 
 import io
 
@@ -10,6 +11,7 @@ from gbsbi.inference.coral import coral  # noqa: E402
 from gbsbi.inference.embedding import EmbeddingConfig, MapEmbedding  # noqa: E402
 from gbsbi.inference.flow import FlowConfig, build_flow, log_prob_given, sample_given  # noqa: E402
 from gbsbi.inference.inputs import SCALARS, InputLayout  # noqa: E402
+from gbsbi.inference.regressor import HeadConfig, MLPHead, build_regressor  # noqa: E402
 from gbsbi.inference.surrogate import PhiSurrogate  # noqa: E402
 from gbsbi.inference.training import TrainConfig, _losses  # noqa: E402
 
@@ -41,6 +43,16 @@ def _surrogate() -> PhiSurrogate:
     return PhiSurrogate(16)
 
 
+def _head() -> MLPHead:
+    torch.manual_seed(0)
+    return MLPHead(SMALL.features, HeadConfig((16, 16)))
+
+
+def _regressor() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_regressor(BINS, SMALL, HeadConfig((16, 16)))
+
+
 def _outputs(name: str, module: torch.nn.Module) -> torch.Tensor:
     """A differentiable output of each network on fixed inputs."""
     x, u = _x(5, 1), torch.rand(5, 3, generator=torch.Generator().manual_seed(2))
@@ -49,11 +61,17 @@ def _outputs(name: str, module: torch.nn.Module) -> torch.Tensor:
     if name == "surrogate":
         mu, sd = module(u, torch.linspace(-1, 1, 5))
         return torch.stack([mu, sd], -1)
+    if name == "head":
+        return module(torch.randn(5, SMALL.features, generator=torch.Generator().manual_seed(3)))
+    if name == "regressor":
+        return module(x)
     return module.log_prob(u[None], x)[0]
 
 
-NETWORKS = {"embedding": _embedding, "surrogate": _surrogate, "flow": _flow}
-SHAPES = {"embedding": (5, 8), "surrogate": (5, 2), "flow": (5,)}
+NETWORKS = {"embedding": _embedding, "surrogate": _surrogate, "flow": _flow, "head": _head,
+            "regressor": _regressor}
+SHAPES = {"embedding": (5, 8), "surrogate": (5, 2), "flow": (5,), "head": (5, 3),
+          "regressor": (5, 3)}
 
 
 @pytest.mark.parametrize("name", list(NETWORKS))
@@ -170,3 +188,18 @@ def test_phi_term_leaves_out_maps_of_nothing_but_noise():
     config = TrainConfig(coral_weight=1.0, phi_weight=1.0)
     losses = _losses(flow, _x(8), torch.rand(8, 3), x_e, config, _surrogate(), layout)
     assert losses.phi.item() == 0.0 and losses.coral.item() > 0
+
+
+def test_point_estimates_lie_in_the_unit_cube():
+    """The head ends in a sigmoid: even wild inputs give u_hat inside the prior's box."""
+    regressor = _regressor()
+    u = regressor(1e4 * _x(20, 7))
+    assert u.shape == (20, 3) and torch.all((u >= 0) & (u <= 1))
+
+
+def test_last_layers_name_the_output_layers_of_the_head():
+    head = _head()
+    assert head.last_layers(1) == ["net.4.weight", "net.4.bias"]
+    assert head.last_layers(2) == ["net.2.weight", "net.2.bias", "net.4.weight", "net.4.bias"]
+    with pytest.raises(ValueError):
+        head.last_layers(4)

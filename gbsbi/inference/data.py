@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 from gbsbi.errors import GbsbiError
-from gbsbi.inference.inputs import InputConfig, network_inputs
+from gbsbi.inference.inputs import InputConfig, InputLayout, network_inputs
 from gbsbi.io.mapsfile import Maps, read_maps
 from gbsbi.io.resample import resample
 from simulators.config import ConfigError, ExperimentConfig, MeasurementPrior, Prior
@@ -184,6 +184,30 @@ def bank_inputs(
                 os.replace(tmp, cached)
     u = setup.prior.to_unit(theta).astype(np.float32)
     return BankInputs(x, u, theta, temperature, setup)
+
+
+def bank_sample(
+    path: str | os.PathLike, inputs: InputConfig, n: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, BankSetup]:
+    """Network inputs of n maps of a bank drawn at random without replacement (all of them
+    when the bank holds fewer), read without the rest of the bank.
+
+    Returns:
+        x, shape (n, D), float32; theta, shape (n, 3); the bank's setup.
+    """
+    setup = read_bank_setup(path)
+    pick = np.sort(np.random.default_rng(seed).permutation(setup.n)[: max(0, n)])
+    with _open(path) as f:
+        if f["C"].shape[-1] <= inputs.bins:
+            raise GbsbiError(f"{path}: maps of {f['C'].shape[-1]} frames are too small for "
+                             f"{inputs.bins} bins")
+        parts = [network_inputs(f["C"][chunk], f["temperature"][chunk], inputs)
+                 for chunk in np.array_split(pick, max(1, -(-len(pick) // CHUNK)))
+                 if len(chunk)]
+        theta = f["theta"][pick] if len(pick) else np.zeros((0, 3))
+    x = np.concatenate(parts) if parts else np.zeros((0, InputLayout(inputs.bins).size),
+                                                     np.float32)
+    return x, theta, setup
 
 
 def maps_hash(maps: Maps) -> str:

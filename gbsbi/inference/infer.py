@@ -59,16 +59,20 @@ def draw_posteriors(
     )
 
 
-def outside_temperature(posterior: GbPosterior, scans: ScanInputs) -> list[str]:
-    """Warnings for scans whose temperature lies outside the training bank's range."""
-    low, high = posterior.model.spec.prior.temperature
+def outside_temperature(model: GbPosterior | TrainedModel, scans: ScanInputs) -> list[str]:
+    """Warnings for scans whose temperature lies outside the training bank's range (for a
+    posterior or any trained model)."""
+    model = model.model if isinstance(model, GbPosterior) else model
+    low, high = model.spec.prior.temperature
     maps = scans.maps
     out = []
     for k, t in enumerate(maps.temperature):
         if not low <= t <= high:
             name = maps.scan[k] if maps.scan is not None else f"map {k}"
             out.append(f"scan {name!r}: T = {t:g} K lies outside the model's training range "
-                       f"{low:g}-{high:g} K; its posterior is an extrapolation")
+                       f"{low:g}-{high:g} K; its "
+                       f"{'posterior' if model.regressor is None else 'estimate'} is an "
+                       "extrapolation")
     return out
 
 

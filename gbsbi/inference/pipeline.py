@@ -1,16 +1,18 @@
 """``gbsbi train`` as a function: bank and experimental maps in, a model directory out.
 
 The steps: reduce the bank to network inputs (streamed), read the experimental maps (checked
-against the bank's configuration), fit the Phi surrogate, build the flow with its embedding
+against the bank's configuration), fit the Phi surrogate (:func:`prepare`, shared with the
+point estimator of :mod:`gbsbi.inference.point_pipeline`), build the flow with its embedding
 (input statistics from the bank), train (checkpoint per epoch, resumable), write the model
 directory. Every check of the inputs runs before anything is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,8 @@ from gbsbi.inference.embedding import EmbeddingConfig
 from gbsbi.inference.flow import FlowConfig
 from gbsbi.inference.inputs import SCALARS, InputConfig, InputLayout
 from gbsbi.inference.model import META, ModelSpec, TrainedModel, build_networks, save_model
-from gbsbi.inference.surrogate import SurrogateConfig, fit_surrogate
+from gbsbi.inference.point_training import PointConfig
+from gbsbi.inference.surrogate import PhiSurrogate, SurrogateConfig, fit_surrogate
 from gbsbi.inference.training import TrainConfig, TrainingSet, train
 
 CHECKPOINT = "checkpoint.pt"
@@ -81,6 +84,7 @@ def train_model(
     *,
     experimental: str | os.PathLike | None = None,
     architecture: Architecture | None = None,
+    point: PointConfig | None = None,
     device: str = "auto",
     resume: bool = False,
     overwrite: bool = False,
@@ -88,15 +92,19 @@ def train_model(
     log: Callable[[str], None] = print,
     show_progress: bool | None = None,
 ) -> TrainedModel:
-    """Train a posterior estimator on a bank and write its model directory.
+    """Train a posterior estimator (or the paper's point estimator) on a bank and write its
+    model directory.
 
     Args:
         bank: a simulation bank, ideally simulated as measured (``--measurement fast``).
         out: the model directory.
-        training: the training settings (weights of CORAL and of the Phi term among them).
+        training: the training settings (weights of CORAL and of the Phi term among them);
+            for a point estimator, those of its vanilla stage.
         experimental: a maps file of unlabelled experimental maps for the adaptation; needed
             when a weight is positive.
         architecture: the networks (default :class:`Architecture`).
+        point: train the point estimator with these stages
+            (:mod:`gbsbi.inference.point_pipeline`) instead of the posterior estimator.
         device: ``auto``, ``cpu`` or ``cuda``.
         resume: continue an interrupted run in ``out``.
         overwrite: replace what ``out`` holds.
@@ -104,16 +112,112 @@ def train_model(
         log: where messages go.
         show_progress: progress bars (None: when writing to a terminal).
     """
+    run = prepare(bank, out, training, experimental=experimental, architecture=architecture,
+                  point=point, device=device, resume=resume, overwrite=overwrite, cache=cache,
+                  log=log, show_progress=show_progress)
+    if point is not None:
+        from gbsbi.inference.point_pipeline import train_point
+
+        return train_point(run, resume=resume, log=log, show_progress=show_progress)
+    data, spec, out = run.data, run.spec, run.out
+    x, u = torch.as_tensor(data.x), torch.as_tensor(data.u)
+    torch.manual_seed(training.seed)
+    flow, _ = build_networks(spec, u[:4096], x[:2])
+    flow.net._embedding_net.set_standardisation(x.mean(0), x.std(0))
+    with epoch_bar(training.epochs, show_progress, "val_nll") as bar:
+        history = train(flow, TrainingSet(x, u), training, experimental=run.experimental,
+                        surrogate=run.surrogate, device=run.device, checkpoint=out / CHECKPOINT,
+                        settings=run.settings, resume=resume,
+                        progress=lambda fraction, last: bar(last.get("epoch", 0) + fraction,
+                                                            last))
+    model = save_model(out, spec, flow.cpu(), run.surrogate.cpu(), run.provenance(), history)
+    (out / CHECKPOINT).unlink(missing_ok=True)
+    best = min(history, key=lambda r: r["val_nll"])
+    log(f"wrote {out}: {len(history)} epochs, best validation NLL {best['val_nll']:.3f} "
+        f"(epoch {best['epoch']}), {sum(r['maps_per_s'] for r in history) / len(history):.0f} "
+        "maps/s")
+    return model
+
+
+@dataclass(frozen=True)
+class Run:
+    """A training run's checked inputs, before any network is trained.
+
+    Attributes:
+        bank, experimental_path: the files, as given.
+        out: the model directory (created, empty unless resuming).
+        data: the bank as network inputs.
+        scans: the experimental maps as network inputs, or None.
+        spec: the model's configuration.
+        device: where to train.
+        settings: what identifies the run for ``--resume``.
+        surrogate: the fitted Phi surrogate, frozen.
+        surrogate_figures: its held-out figures.
+    """
+
+    bank: str | os.PathLike
+    experimental_path: str | os.PathLike | None
+    out: Path
+    data: BankInputs
+    scans: ScanInputs | None
+    spec: ModelSpec
+    device: torch.device
+    settings: dict
+    surrogate: PhiSurrogate
+    surrogate_figures: dict
+
+    @property
+    def experimental(self) -> torch.Tensor | None:
+        return None if self.scans is None else torch.as_tensor(self.scans.x)
+
+    def provenance(self) -> dict:
+        """Hashes and figures of what the model saw, for ``model.json``."""
+        setup, scans = self.data.setup, self.scans
+        return {
+            "bank": {"path": str(self.bank), "content_hash": setup.content_hash,
+                     "config_hash": setup.config_hash, "n": setup.n,
+                     "measurement": setup.measurement},
+            "experimental": None if scans is None else {
+                "path": str(self.experimental_path), "content_hash": scans.content_hash,
+                "n": len(scans.x)},
+            "surrogate_fit": self.surrogate_figures,
+            "device": str(self.device), "threads": cpu_threads(),
+        }
+
+
+def prepare(
+    bank: str | os.PathLike,
+    out: str | os.PathLike,
+    training: TrainConfig,
+    *,
+    experimental: str | os.PathLike | None,
+    architecture: Architecture | None,
+    point: PointConfig | None,
+    device: str,
+    resume: bool,
+    overwrite: bool,
+    cache: str | os.PathLike | None,
+    log: Callable[[str], None],
+    show_progress: bool | None,
+) -> Run:
+    """What both estimators start from (arguments of :func:`train_model`): every input
+    checked, the output directory made, the bank reduced and the Phi surrogate fitted."""
     architecture = architecture or Architecture()
     out = Path(out)
     _prepare_out(out, resume, overwrite)
-    if training.adapted and experimental is None:
+    adapted = training.adapted or (point is not None and point.adaptation is not None)
+    if adapted and experimental is None:
         raise GbsbiError("--coral and --phi-weight need --experimental MAPS.h5 (the unlabelled "
                          "maps to adapt to)")
     torch_device = configure(device)
     data, scans, spec = _read_inputs(bank, experimental, training, architecture, cache,
-                                     log, show_progress)
-    networks = {k: v for k, v in spec.to_dict().items() if k != "training"}
+                                     log, show_progress, point)
+    if point is not None and point.fine_tune is not None and scans.maps.group is None:
+        raise GbsbiError(f"--fine-tune-groups: {experimental} has no 'group' dataset (one "
+                         "group name per map); add one or train without --fine-tune-groups")
+    networks = {k: v for k, v in spec.to_dict().items() if k not in ("training", "point")}
+    if point is not None:  # the stages' settings are checked by the point estimator's loop
+        networks["head"] = point.head.to_dict()
     settings = {"spec": networks, "bank": data.setup.content_hash,
                 "experimental": None if scans is None else scans.content_hash}
     if overwrite and out.exists() and not resume:
@@ -124,39 +228,26 @@ def train_model(
         *surrogate_data(x, u, InputLayout(spec.inputs.bins)), spec.surrogate, training.seed)
     log(f"Phi surrogate: held-out RMSE {surrogate_figures['rmse']:.3f}, "
         f"{surrogate_figures['coverage_68']:.0%} of held-out maps within one sd")
-    torch.manual_seed(training.seed)
-    flow, _ = build_networks(spec, u[:4096], x[:2])
-    flow.net._embedding_net.set_standardisation(x.mean(0), x.std(0))
-    x_e = None if scans is None else torch.as_tensor(scans.x)
-    with tqdm(total=training.epochs, unit="epoch", desc="train", disable=_quiet(show_progress),
+    return Run(bank, experimental, out, data, scans, spec, torch_device, settings, surrogate,
+               surrogate_figures)
+
+
+@contextlib.contextmanager
+def epoch_bar(total: int, show_progress: bool | None,
+              figure: str) -> Iterator[Callable[[float, dict], None]]:
+    """A progress bar over ``total`` epochs; yields ``update(epochs_done, last_record)``,
+    which shows the last epoch's ``figure``, loss and maps/s."""
+    with tqdm(total=total, unit="epoch", desc="train", disable=_quiet(show_progress),
               bar_format="{l_bar}{bar}| {n:.1f}/{total} epochs [{elapsed}<{remaining}{postfix}]",
               ) as bar:
-        def progress(fraction: float, last: dict) -> None:
-            bar.n = last.get("epoch", 0) + fraction
+        def update(done: float, last: dict) -> None:
+            bar.n = done
             if last:
-                bar.set_postfix(val_nll=f"{last['val_nll']:.3f}", loss=f"{last['loss']:.3f}",
-                                maps_s=f"{last['maps_per_s']:.0f}", refresh=False)
+                bar.set_postfix({figure: f"{last[figure]:.3f}", "loss": f"{last['loss']:.3f}",
+                                 "maps_s": f"{last['maps_per_s']:.0f}"}, refresh=False)
             bar.refresh()
 
-        history = train(flow, TrainingSet(x, u), training, experimental=x_e, surrogate=surrogate,
-                        device=torch_device, checkpoint=out / CHECKPOINT, settings=settings,
-                        resume=resume, progress=progress)
-    provenance = {
-        "bank": {"path": str(bank), "content_hash": data.setup.content_hash,
-                 "config_hash": data.setup.config_hash, "n": data.setup.n,
-                 "measurement": data.setup.measurement},
-        "experimental": None if scans is None else {
-            "path": str(experimental), "content_hash": scans.content_hash, "n": len(scans.x)},
-        "surrogate_fit": surrogate_figures,
-        "device": str(torch_device), "threads": cpu_threads(),
-    }
-    model = save_model(out, spec, flow.cpu(), surrogate.cpu(), provenance, history)
-    (out / CHECKPOINT).unlink(missing_ok=True)
-    best = min(history, key=lambda r: r["val_nll"])
-    log(f"wrote {out}: {len(history)} epochs, best validation NLL {best['val_nll']:.3f} "
-        f"(epoch {best['epoch']}), {sum(r['maps_per_s'] for r in history) / len(history):.0f} "
-        "maps/s")
-    return model
+        yield update
 
 
 def _quiet(show_progress: bool | None) -> bool | None:
@@ -171,6 +262,7 @@ def _read_inputs(
     cache: str | os.PathLike | None,
     log: Callable[[str], None],
     show_progress: bool | None,
+    point: PointConfig | None = None,
 ) -> tuple[BankInputs, ScanInputs | None, ModelSpec]:
     from gbsbi.inference.data import read_bank_setup
 
@@ -184,11 +276,13 @@ def _read_inputs(
         scans = scan_inputs(experimental, setup.config, inputs)
         for note in scans.notes:
             log(note)
-        if training.adapted and len(scans.x) < 2:
+        adapted = training.adapted or (point is not None and point.adaptation is not None)
+        if adapted and len(scans.x) < 2:
             raise GbsbiError(f"{experimental}: adaptation needs at least 2 maps, found "
                              f"{len(scans.x)}")
     with tqdm(total=setup.n, unit="map", desc="reduce bank", disable=_quiet(show_progress)) as bar:
         data = bank_inputs(bank, inputs, cache=cache, progress=bar.update)
     spec = ModelSpec(setup.config, setup.prior, setup.nuisance, inputs, architecture.embedding,
-                     architecture.flow, architecture.surrogate, training)
+                     None if point is not None else architecture.flow, architecture.surrogate,
+                     training, "npe" if point is None else "point", point)
     return data, scans, spec

@@ -31,6 +31,7 @@ import torch
 from sbi.inference import DirectPosterior
 from torch import Tensor
 
+from gbsbi.errors import GbsbiError
 from gbsbi.inference.data import conform
 from gbsbi.inference.flow import unit_box
 from gbsbi.inference.inputs import network_inputs
@@ -77,6 +78,10 @@ class GbPosterior:
     """
 
     def __init__(self, model: TrainedModel, device: str = "cpu") -> None:
+        if model.flow is None:
+            raise GbsbiError(f"{model.directory}: a point model (estimator "
+                             f"{model.spec.estimator!r}) has no posterior; use "
+                             "gbsbi.inference.point_infer.point_estimates or `gbsbi infer`")
         self.model = model
         self.transform = UnitTransform(model.spec.prior)
         self.unit = DirectPosterior(model.flow, unit_box(device), device=device)
