@@ -155,6 +155,25 @@ def mode_numbers(beta: float, n: int) -> np.ndarray:
     return m_lo + hi.astype(np.int64)
 
 
+def beam_intensity(
+    beam_rms: float, shape: int | tuple[int, ...], rng: np.random.Generator
+) -> np.ndarray | float:
+    """A lognormal beam intensity b(t) with mean 1 and relative rms ``beam_rms``.
+
+    Args:
+        beam_rms: relative rms of b; 0 for a steady beam (then nothing is drawn).
+        shape: shape of the draw, e.g. (T,) for one map's frames.
+        rng: the only source of randomness.
+
+    Returns:
+        b, shape ``shape``, float64; the scalar 1.0 for a steady beam.
+    """
+    if beam_rms <= 0:
+        return 1.0
+    s2 = np.log1p(beam_rms**2)
+    return np.exp(np.sqrt(s2) * rng.standard_normal(shape) - s2 / 2)
+
+
 def _complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """Standard circular complex normals CN(0, 1), complex64."""
     z = rng.standard_normal((*shape, 2), dtype=np.float32)
@@ -206,9 +225,7 @@ def _count_chunks(sampler: _Sampler, config: MeasurementConfig, rng: np.random.G
     dead[rng.choice(config.n_pix, n_dead, replace=False)] = True
     valid = np.ones(T, dtype=bool)
     valid[rng.choice(T, int(round(config.drop_fraction * T)), replace=False)] = False
-    s2 = np.log1p(config.beam_rms**2)
-    b = np.exp(np.sqrt(s2) * rng.standard_normal(T) - s2 / 2) if config.beam_rms > 0 else 1.0
-    rate = config.nbar * b * valid
+    rate = config.nbar * beam_intensity(config.beam_rms, T, rng) * valid
     modes = mode_numbers(config.beta, n_live)
     yield n_live, valid, dead, modes
     m_hi = int(modes.max(initial=1))
@@ -223,20 +240,38 @@ def _count_chunks(sampler: _Sampler, config: MeasurementConfig, rng: np.random.G
             yield h, rng.poisson(rate * intensity).astype(np.float64)
 
 
-def two_time(gram: np.ndarray, sums: np.ndarray, n: int | np.ndarray) -> np.ndarray:
-    """The estimator C = n G / (s s^T) from pixel sums.
+def two_time(
+    gram: np.ndarray,
+    sums: np.ndarray,
+    n: int | np.ndarray,
+    dropped: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The estimator C = n G / (s s^T) from pixel sums (also the correlator's).
 
     Args:
-        gram: G(t1, t2) = sum_p n_p(t1) n_p(t2), shape (..., T, T).
+        gram: G(t1, t2) = sum_p n_p(t1) n_p(t2), shape (..., T, T), full (both triangles).
         sums: s(t) = sum_p n_p(t), shape (..., T).
         n: number of pixels summed, shape (...).
+        dropped: frames without data, shape (T,), bool, or None.
+        out: array of shape (T, T) (one map, e.g. float32) to fill in blocks of rows, so that
+            no float64 temporary of the map's size is made; or None.
 
     Returns:
-        C, shape (..., T, T), float64; NaN in the rows and columns of frames without counts.
+        C, shape (..., T, T), float64 (or ``out``); NaN in the rows and columns of frames
+        without counts and of dropped frames.
     """
-    sums = np.where(sums > 0, sums, np.nan)
+    sums = np.asarray(sums, dtype=np.float64)
+    bad = sums <= 0 if dropped is None else (sums <= 0) | np.asarray(dropped, dtype=bool)
+    s = np.where(bad, np.nan, sums)
     n = np.asarray(n, dtype=np.float64)[..., None, None]
-    return n * gram / (sums[..., :, None] * sums[..., None, :])
+    if out is None:
+        return n * gram / (s[..., :, None] * s[..., None, :])
+    rows = max(1, 2**22 // out.shape[-1])  # 32 MiB of float64 at a time
+    for r0 in range(0, out.shape[0], rows):
+        r1 = min(r0 + rows, out.shape[0])
+        out[r0:r1] = n[..., 0, 0] * gram[r0:r1] / (s[r0:r1, None] * s[None, :])
+    return out
 
 
 def two_time_from_counts(counts: np.ndarray, live: np.ndarray | None = None) -> np.ndarray:
@@ -265,12 +300,8 @@ def _measure_one(sampler: _Sampler, config: MeasurementConfig, rng: np.random.Ge
         sums[h] += counts.sum(axis=0)
     n_half = np.array([n_live // 2, n_live - n_live // 2])
     with np.errstate(invalid="ignore", divide="ignore"):
-        C = two_time(gram.sum(axis=0), sums.sum(axis=0), n_live)
-        halves = two_time(gram, sums, n_half)
-    bad = ~valid
-    for m in (C, *halves):
-        m[bad, :] = np.nan
-        m[:, bad] = np.nan
+        C = two_time(gram.sum(axis=0), sums.sum(axis=0), n_live, ~valid)
+        halves = two_time(gram, sums, n_half, ~valid)
     return C, halves[0], halves[1], np.mean(1.0 / modes), n_live, valid
 
 

@@ -127,8 +127,7 @@ def _rank(T: int, n_age: int, n_lag: int) -> int:
 
 def _energies(C: np.ndarray, n_age: int, n_lag: int) -> dict[str, np.ndarray]:
     """Drift energies, TTI energy and counts of one batch of maps."""
-    C = np.asarray(C, dtype=np.float64)
-    T = C.shape[-1]
+    T = np.shape(C)[-1]
     _, _, starts, lags = _pairs_by_lag(T)
     c_tti, dC = drift(C)
     valid = ~np.isnan(dC)
@@ -203,6 +202,34 @@ def phi_corrected(
             i, j, _, _ = _pairs_by_lag(np.shape(C)[-1])
             mask = ~np.isnan(np.asarray(C, dtype=np.float64)[..., i, j])
             s2 = np.nansum(np.where(mask, s2[..., i, j], np.nan), -1) / mask.sum(-1)
+    return _corrected(e, s2)
+
+
+def phi_and_corrected(
+    C: np.ndarray, n_age: int = 6, n_lag: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """The plain Phi and Phi_corr of each map from one pass over its pairs (what banks store).
+
+    The plain value is mean(dC^2) / var(C) through var(C) = var(C_TTI) + mean(dC^2); it equals
+    :func:`gbsbi.summaries.phi.phi` to rounding (0 for a constant map, NaN without a finite pair).
+
+    Args:
+        C: two-time maps, shape (..., T, T); NaN marks dropped frames; the diagonal is ignored.
+        n_age: J, smooth orders along each diagonal.
+        n_lag: P, smooth orders across the lags.
+
+    Returns:
+        ``(phi, phi_corrected)``, each shape (...).
+    """
+    e = _energies(C, n_age, n_lag)
+    total = e["drift"] + e["tti"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        plain = np.where(total > 0, e["drift"] / total, np.where(e["pairs"] > 0, 0.0, np.nan))
+    return plain, _corrected(e, _noise_var(e))
+
+
+def _corrected(e: dict[str, np.ndarray], s2: np.ndarray) -> np.ndarray:
+    """Phi_corr from the energies and the noise variance s2 per element."""
     noise_drift = s2 * (e["pairs"] - e["diagonals"])
     numerator = e["drift"] - noise_drift
     denominator = numerator + e["tti"] - s2 * (e["diagonals"] - 1)
