@@ -13,6 +13,9 @@ import numpy as np
 
 from gbsbi.errors import GbsbiError
 
+#: Layouts of ``gbsbi import --format``; "auto" picks one by extension and HDF5 content.
+FORMATS = ("auto", "npy", "txt", "aps", "aps-legacy", "pychx")
+
 
 @dataclass(frozen=True)
 class RawMaps:
