@@ -19,7 +19,8 @@ writes the results files) and xpcs_webplot (legacy 8-ID-I files):
     ``/xpcs/stride_frames``; temperature ``/measurement/sample/temperature_A`` (deg C).
 
 Temperatures without a ``units`` attribute are read as deg C, the unit the 8-ID-I schema gives
-for its sample stages; the importer prints the conversion so a wrong guess is visible.
+for its sample stages and gbsbi's one rule for every layout (:mod:`gbsbi.io.units`); the
+importer prints the conversion, and says when the unit was assumed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 
 from gbsbi.errors import GbsbiError
 from gbsbi.io.rawmaps import RawMaps, check_dtype
+from gbsbi.io.units import kelvin, unit_text
 
 APS_C2 = "/xpcs/twotime/correlation_map"
 LEGACY_C2 = "/exchange/C2T_all"
@@ -107,7 +109,7 @@ def _frame_time(f: h5py.File, base: str, factors: tuple[str, ...]) -> tuple[floa
 
 
 def _kelvin(f: h5py.File, name: str) -> tuple[float | None, str]:
-    """A temperature dataset in K, read as deg C unless its units attribute says K.
+    """A temperature dataset in K, by the rule of :mod:`gbsbi.io.units` (no units: degC).
 
     Returns:
         The temperature in K (the mean of a series of readings) and a note saying how it was
@@ -116,20 +118,9 @@ def _kelvin(f: h5py.File, name: str) -> tuple[float | None, str]:
     values = _values(f, name)
     if values is None or values.size == 0 or not np.isfinite(values).all():
         return None, f"{name} is not a finite number"
-    value = float(values.mean())
-    units = f[name].attrs.get("units", "")
-    units = units.decode() if isinstance(units, bytes) else str(units)
-    if units.strip().lower() in ("k", "kelvin"):
-        kelvin, how = value, f"{value:g} K"
-    elif units.strip().lower() in ("", "c", "degc", "deg c", "°c", "celsius", "degrees celsius"):
-        kelvin = value + 273.15
-        how = f"{value:g} degC" + ("" if units else " (no units attribute, read as Celsius)")
-    else:
-        return None, f"{name} has unknown units {units!r}"
-    if not (np.isfinite(kelvin) and kelvin > 0):
-        return None, f"{name} gives {how}, not a temperature"
+    value, note = kelvin(float(values.mean()), unit_text(f[name].attrs.get("units")), name)
     mean = f" (mean of {values.size} readings)" if values.size > 1 else ""
-    return kelvin, f"temperature {how} from {name}{mean} -> {kelvin:.2f} K"
+    return value, note + mean if value is not None else note
 
 
 def read_aps(path: Path, f: h5py.File) -> RawMaps:
