@@ -40,46 +40,13 @@ halves, whose maps feed the split-half Phi (``gbsbi.summaries.phi.phi(C_a, C_b)`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
+from simulators.config import MeasurementConfig  # defined beside MeasurementPrior
+
 _FIELDS_PER_CHUNK = 1 << 21  # complex samples per chunk of pixels x modes x frames, 16 MiB
-
-
-@dataclass(frozen=True)
-class MeasurementConfig:
-    """Constants of a photon-counting measurement.
-
-    Attributes:
-        nbar: mean photon counts per pixel per frame, nbar > 0.
-        n_pix: number of pixels N_pix in the q-ROI, dead ones included.
-        beta: speckle contrast beta in (0, 1]; see the module docstring for non-integer 1 / beta.
-        beam_rms: relative rms of the lognormal beam intensity b(t), 0 for a steady beam.
-        dead_fraction: fraction of the pixels that are dead (rounded to a whole number).
-        drop_fraction: fraction of the frames that are dropped (rounded to a whole number).
-    """
-
-    nbar: float = 0.05
-    n_pix: int = 20_000
-    beta: float = 0.2
-    beam_rms: float = 0.0
-    dead_fraction: float = 0.0
-    drop_fraction: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not self.nbar > 0:
-            raise ValueError(f"nbar must be positive, got {self.nbar}")
-        if not 0.0 < self.beta <= 1.0:
-            raise ValueError(f"beta must lie in (0, 1], got {self.beta}")
-        if self.beam_rms < 0:
-            raise ValueError(f"beam_rms must be non-negative, got {self.beam_rms}")
-        for name in ("dead_fraction", "drop_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
-        if self.n_pix - round(self.dead_fraction * self.n_pix) < 2:
-            raise ValueError(f"need at least 2 live pixels, got n_pix = {self.n_pix}")
 
 
 class Measurement(NamedTuple):
