@@ -59,15 +59,7 @@ def test_bank_is_a_maps_file_with_configuration(tmp_path):
 def test_interrupted_run_resumes_to_the_same_bank(tmp_path):
     spec = BankSpec(SMALL, Prior(), n=100, seed=1, block_size=16)
     simulate_bank(tmp_path / "full.h5", spec)
-    seen = []
-
-    def stop_after_three_blocks(k: int) -> None:
-        seen.append(k)
-        if len(seen) == 4:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        simulate_bank(tmp_path / "cut.h5", spec, progress=stop_after_three_blocks)
+    _interrupted_run(tmp_path / "cut.h5", spec)
     assert not (tmp_path / "cut.h5").exists()
     assert len(list((tmp_path / "cut.h5.parts").glob("block_*.npz"))) == 3
     with pytest.raises(GbsbiError, match="--resume"):

@@ -390,3 +390,15 @@ def test_ctrl_c_while_workers_start_is_one_line_and_130(tmp_path):
     assert done.returncode == 130, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "b.h5.parts").exists()  # no block was finished: nothing kept
+
+
+def test_help_texts_quote_the_budgets_and_grid_in_force():
+    """The help of correlate and import writes the correlator's budgets and the model's frames
+    as numbers, so that building the parser needs no numpy: they must be the ones in force."""
+    from gbsbi.cli import correlate, importer
+    from gbsbi.correlator import BAND_BYTES
+    from gbsbi.correlator.store import STORE_BYTES
+
+    assert correlate.BAND_MIB * 2**20 == BAND_BYTES
+    assert correlate.STORE_MIB * 2**20 == STORE_BYTES
+    assert importer.MODEL_FRAMES == ExperimentConfig().n_frames

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gbsbi.cli.args import finite_float, nonnegative_float, positive_float, positive_int
-from gbsbi.correlator import BAND_BYTES
-from gbsbi.correlator.store import STORE_BYTES
 from gbsbi.errors import GbsbiError
 
 if TYPE_CHECKING:  # h5py, scipy and tqdm load when the command runs, not for --help
@@ -16,6 +14,10 @@ if TYPE_CHECKING:  # h5py, scipy and tqdm load when the command runs, not for --
 
     from gbsbi.correlator import DetectorInfo, Geometry, Roi
     from gbsbi.correlator.frames import FrameSource
+
+#: The correlator's budgets in MiB (gbsbi.correlator BAND_BYTES and store.STORE_BYTES; a test
+#: keeps them equal), written here so that --help does not load numpy.
+BAND_MIB, STORE_MIB = 256, 512
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "<n_p(t1) n_p(t2)>_p / (<n_p(t1)>_p <n_p(t2)>_p), one per ROI (q-rings or a label "
         "mask). The frames are read once (every compressed chunk of an Eiger file is "
         "decompressed once) into a pixel-major store of the ROI pixels' counts, in memory up "
-        f"to {STORE_BYTES // 2**20} MiB and otherwise in a scratch file (--scratch); then "
+        f"to {STORE_MIB} MiB and otherwise in a scratch file (--scratch); then "
         "each ROI is correlated in bands of --chunk-pixels pixels. Memory: about 2.5 GB at "
         "10,000 frames, whatever the number of ROIs and pixels. Writes a gbsbi maps file "
         "with the checkerboard half-maps C_half_a, C_half_b beside C, and prints each ROI's "
@@ -64,13 +66,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="frames to drop (NaN rows/cols), zero-based, e.g. 3,17,40-45")
     p.add_argument("--chunk-pixels", type=positive_int, metavar="N",
                    help="ROI pixels correlated per band: memory about T x N x (itemsize + 8) "
-                   f"bytes (default: a band of {BAND_BYTES // 2**20} MiB)")
+                   f"bytes (default: a band of {BAND_MIB} MiB)")
     p.add_argument("--split-block", type=positive_int, default=1, metavar="PIXELS",
                    help="checkerboard block edge for the split halves, about the speckle size "
                    "(default 1)")
     p.add_argument("--scratch", metavar="DIR",
                    help="folder for the scratch file of the ROI pixels' counts when they exceed "
-                   f"{STORE_BYTES // 2**20} MiB, T x pixels x itemsize bytes (default: the "
+                   f"{STORE_MIB} MiB, T x pixels x itemsize bytes (default: the "
                    "system temp folder, $TMPDIR)")
     p.set_defaults(func=run)
 

@@ -11,7 +11,10 @@ import sys
 from gbsbi.cli.args import positive_float, positive_int
 from gbsbi.errors import GbsbiError
 from gbsbi.io.rawmaps import FORMATS
-from simulators.config import ExperimentConfig
+
+#: The model's frames, ExperimentConfig().n_frames (a test keeps them equal), written here so
+#: that --help does not load numpy.
+MODEL_FRAMES = 128
 
 DESCRIPTION = f"""\
 Read two-time maps C(t1, t2) from FILEs and write them, full and symmetric, on one frame grid,
@@ -22,7 +25,7 @@ APS 8-ID-I results files (aps: NeXus era, aps-legacy: /exchange/C2T_all), pyCHX 
 Temperature, q and frame time come from the file where it records them (a temperature without
 units is read as degC, with a note); a flag, when given, wins; a value neither gives is an error
 naming the flag. Maps are binned (T a multiple of the target) or linearly interpolated onto --frames
-frames (default {ExperimentConfig().n_frames}, the model's grid) over the same time window."""
+frames (default {MODEL_FRAMES}, the model's grid) over the same time window."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--frames", type=positive_int, metavar="N",
-        help=f"frames T of the output grid (default {ExperimentConfig().n_frames}, the model's)",
+        help=f"frames T of the output grid (default {MODEL_FRAMES}, the model's)",
     )
     p.add_argument(
         "--no-resample", action="store_true",

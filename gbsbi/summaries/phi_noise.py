@@ -172,6 +172,15 @@ def _noise_var(e: dict[str, np.ndarray]) -> np.ndarray:
     return (e["drift"] - e["smooth"]) / dof / e["fraction"]
 
 
+def _corrected(e: dict[str, np.ndarray], s2: np.ndarray) -> np.ndarray:
+    noise_drift = s2 * (e["pairs"] - e["diagonals"])
+    numerator = e["drift"] - noise_drift
+    denominator = numerator + e["tti"] - s2 * (e["diagonals"] - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.clip(numerator / denominator, 0.0, 1.0)
+    return np.where(denominator > 0, out, np.nan)
+
+
 def phi_corrected(
     C: np.ndarray,
     noise_var: float | np.ndarray | None = None,
@@ -226,13 +235,3 @@ def phi_and_corrected(
     with np.errstate(invalid="ignore", divide="ignore"):
         plain = np.where(total > 0, e["drift"] / total, np.where(e["pairs"] > 0, 0.0, np.nan))
     return plain, _corrected(e, _noise_var(e))
-
-
-def _corrected(e: dict[str, np.ndarray], s2: np.ndarray) -> np.ndarray:
-    """Phi_corr from the energies and the noise variance s2 per element."""
-    noise_drift = s2 * (e["pairs"] - e["diagonals"])
-    numerator = e["drift"] - noise_drift
-    denominator = numerator + e["tti"] - s2 * (e["diagonals"] - 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.clip(numerator / denominator, 0.0, 1.0)
-    return np.where(denominator > 0, out, np.nan)
