@@ -42,13 +42,10 @@ FLAG_NAMES = {"n": "--n", "block_size": "--block-size", "workers": "--workers",
               "theta": "--theta", "temperature": "--temperature", "counts": "--counts",
               "n_pix": "--n-pix", "beta": "--beta", "groups": "--groups",
               "temperatures": "--temperatures", "repeats": "--repeats"}
-_WHY = {
-    "bank": "a bank draws T from the prior and the measurement nuisances from the "
-            "configuration's 'measurement' ranges (see `gbsbi config`)",
-    "given": "it applies to banks or to pseudo-experiments (--groups)",
-    "pseudo": "pseudo-experiments take their parameters from the prior and their sizes from "
-              "--groups, --temperatures and --repeats",
-}
+_MODE_NAMES = {"bank": "a bank", "given": "--theta", "pseudo": "--groups"}
+#: Said when a bank is given a flag of measured maps.
+_BANK_NOTE = ("a bank draws T from the prior and the measurement nuisances from the "
+              "configuration's 'measurement' ranges (see `gbsbi config`)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -115,10 +112,13 @@ def _mode(args: argparse.Namespace) -> str:
         raise GbsbiError("--theta and --groups are two modes; pass one")
     mode = "given" if args.theta is not None else "pseudo" if args.groups is not None else "bank"
     given = [name for name in FLAG_NAMES if getattr(args, name) is not None]
-    unused = [FLAG_NAMES[name] for name in given if name not in MODE_FLAGS[mode]]
+    unused = [name for name in given if name not in MODE_FLAGS[mode]]
     if unused:
-        what = {"bank": "a bank", "given": "--theta", "pseudo": "--groups"}[mode]
-        raise GbsbiError(f"{', '.join(unused)} cannot be used with {what}: {_WHY[mode]}")
+        whose = [f"{FLAG_NAMES[name]} is for " + " and ".join(
+            _MODE_NAMES[m] for m in MODE_FLAGS if name in MODE_FLAGS[m]) for name in unused]
+        note = f"; {_BANK_NOTE}" if mode == "bank" else ""
+        raise GbsbiError(f"{', '.join(FLAG_NAMES[n] for n in unused)} cannot be used with "
+                         f"{_MODE_NAMES[mode]} ({'; '.join(whose)}){note}")
     if mode == "given" and (args.measurement or "none") == "none":
         settings = [FLAG_NAMES[k] for k in ("counts", "n_pix", "beta") if getattr(args, k)]
         if settings:
