@@ -131,7 +131,7 @@ def test_same_seed_same_bytes_and_batch_consistency():
 
 def test_default_prior_spans_phi_with_every_quarter_populated():
     """The defaults must keep Phi from under 0.01 to over 0.8 over the prior, with maps in
-    every quarter of [0, 1] (SPEC section 2), so a change of defaults cannot break it
+    every quarter of [0, 1] (README, Configuration), so a change of defaults cannot break it
     unnoticed. 1,000 maps (seed 0): the top quarter, the sparsest, holds 3.1-4.6 % of the maps
     for seeds 0-2; the bound of 1 % is 4 binomial standard deviations (0.6 %) below that."""
     from simulators.config import Prior

@@ -1,4 +1,4 @@
-"""Readers for the two APS 8-ID-I results-file layouts (SPEC section 5).
+"""Readers for the two APS 8-ID-I results-file layouts (docs/maps-file.md).
 
 Dataset names as used by the public readers pyXpcsViewer, boost_corr (the 8-ID-I correlator that
 writes the results files) and xpcs_webplot (legacy 8-ID-I files):

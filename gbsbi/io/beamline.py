@@ -1,4 +1,4 @@
-"""Readers for the file layouts that hold two-time maps (SPEC section 5).
+"""Readers for the file layouts that hold two-time maps (docs/maps-file.md).
 
 :func:`open_maps` opens one file and gives a :class:`RawMaps`: the stored maps, still unread, with
 the conditions the file records converted to gbsbi units (q in nm^-1, temperature in K, frame time
