@@ -12,8 +12,8 @@ the default ``--chunk-pixels 4096`` gives a modest run the band count of a long 
 
 Memory does not depend on the number of pixels (the ROI pixels' counts stay in memory up to
 512 MiB and go to a scratch file beyond), only on T: run ``--frames 10000 --side 128 --only
-eiger`` for the 10,000-frame figure; ``--full`` is 10,000 frames of 1024 x 1024 (1 megapixel,
-20 GB of counts: hours on two cores, and 40 GB of free disk).
+eiger --chunk-pixels 0`` for the 10,000-frame figure; ``--full`` is 10,000 frames of 1024 x
+1024 (1 megapixel, 20 GB of counts: hours on two cores, and 40 GB of free disk).
 
 Usage: python studies/bench_correlator_scale.py [--frames 400] [--side 512] [--full]
 """
@@ -116,8 +116,10 @@ def main() -> None:
             print(f"  Eiger / npy time: {results['eiger'][0] / results['npy'][0]:.2f} "
                   "(reference: the .npy stack in this run)")
         accumulators = 2 * T * T * 8 / 2**20
+        chunk = args.chunk_pixels or 256 * 2**20 // (T * 10)
         print(f"  memory model: two float64 T x T accumulators {accumulators:.0f} MiB + one "
-              f"float32 map {T * T * 4 / 2**20:.0f} MiB + band <= 256 MiB + store <= 512 MiB")
+              f"float32 map {T * T * 4 / 2**20:.0f} MiB + band T x {chunk} px x 10 B "
+              f"{T * chunk * 10 / 2**20:.0f} MiB + store <= 512 MiB")
 
 
 if __name__ == "__main__":

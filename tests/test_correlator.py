@@ -560,3 +560,31 @@ def test_eiger_temperature_without_units_follows_the_one_rule(tmp_path, frames, 
     stdout = capsys.readouterr().out
     assert "entry/sample/temperature -> 300.00 K" in stdout and "read as Celsius" in stdout
     np.testing.assert_allclose(read_maps(out).temperature, 300.0)
+
+
+def test_accumulators_of_one_roi_are_freed_before_the_next(tmp_path):
+    """Memory follows one ROI: the float64 accumulators (a "set", 2 T^2 x 8 bytes) of an ROI
+    are gone before the next ROI's are made (a stray reference once kept two sets alive: 3.6 GB
+    instead of 2.1 GB at 10,000 frames). At T = 3,000 the traced peak over four ROIs is one set,
+    one float32 map (0.25 set) and the normalisation's two 32 MiB row blocks (0.47 set), about
+    1.74 sets; two sets alive at once would pass 2. Imports happen before tracing."""
+    import tracemalloc
+
+    from gbsbi.correlator import correlate_rois
+
+    T, side = 3000, 24
+    counts = np.random.default_rng(3).poisson(0.5, (T, side, side)).astype(np.uint16)
+    np.save(tmp_path / "s.npy", counts)
+    labels = np.zeros((side, side), dtype=np.int64)
+    labels[:12, :12], labels[:12, 12:], labels[12:, :12], labels[12:, 12:] = 1, 2, 3, 4
+    rois = label_rois(labels)
+    with open_frames(tmp_path / "s.npy") as source:
+        correlate(source, rois[:1], chunk_pixels=64)  # the lazy imports, before tracing
+        tracemalloc.start()
+        for result in correlate_rois(source, rois, chunk_pixels=64):
+            for name in ("C_half_a", "C_half_b", "C"):
+                result.map(name)
+            del result
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert peak < 1.9 * (2 * T * T * 8)

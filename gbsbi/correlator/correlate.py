@@ -238,16 +238,22 @@ def correlate_rois(
                 for h in (0, 1):
                     lo, hi = int(bounds[2 * k + h]), int(bounds[2 * k + h + 1])
                     for p0 in range(lo, hi, chunk_pixels):
-                        X = store.read(p0, min(p0 + chunk_pixels, hi))
+                        counts = store.read(p0, min(p0 + chunk_pixels, hi))  # (T, k), raw
                         bar.update()
                         if signed:
-                            _check_counts(X, source, roi, floating)
+                            _check_counts(counts, source, roi, floating)
                         if marker is not None:  # flagged frames may be filled with the marker
-                            keep = ~np.any(X[~flagged] == marker, axis=0)
-                            excluded += X.shape[1] - int(np.count_nonzero(keep))
-                            X = np.ascontiguousarray(X[:, keep])
-                        if X.shape[1] == 0:
+                            marked = counts == marker
+                            marked[flagged] = False
+                            keep = ~marked.any(axis=0)
+                            del marked
+                            excluded += counts.shape[1] - int(np.count_nonzero(keep))
+                            if not keep.all():
+                                counts = counts[:, keep]
+                        if counts.shape[1] == 0:
                             continue
+                        X = counts.astype(np.float64)  # C-ordered, the only float64 copy
+                        del counts
                         _gram_update(grams[h], X)
                         sums[h] += X.sum(axis=1)
                         n_pixels[h] += X.shape[1]
@@ -255,10 +261,10 @@ def correlate_rois(
                     raise GbsbiError(f"ROI {roi.name}: no usable pixel left in a checkerboard "
                                      f"half ({excluded} pixels hold the overflow marker "
                                      f"{marker})")
-                for g in grams:
-                    _symmetrise(g)
+                _symmetrise(grams[0])
+                _symmetrise(grams[1])
                 yield RoiMaps(roi, grams, sums, n_pixels, excluded, flagged)
-                del grams
+                del grams  # no other name holds them: freed before the next ROI's are made
     finally:
         store.close()
 

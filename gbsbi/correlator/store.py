@@ -72,8 +72,6 @@ class PixelStore:
                     progress(t1 - t0)
             if not self.in_memory:
                 self._file.flush()
-                self._data = np.memmap(self._file, dtype=self.dtype, mode="r",
-                                       shape=(self._blocks, self.P, self.block))
         except BaseException:
             self.close()
             raise
@@ -106,10 +104,20 @@ class PixelStore:
                              "DIR on a disk with more room") from None
 
     def read(self, lo: int, hi: int) -> np.ndarray:
-        """Counts of pixels lo..hi - 1 of the store, shape (T, hi - lo), float64, C-ordered."""
-        part = self._data[:, lo:hi, :]  # (blocks, k, block)
-        series = np.swapaxes(part, 1, 2).reshape(-1, hi - lo)[: self.T]
-        return np.ascontiguousarray(series, dtype=np.float64)
+        """Counts of pixels lo..hi - 1 of the store, shape (T, hi - lo), in the source's count
+        type, C-ordered. From a scratch file the slabs are read with plain file reads (no memory
+        map), so the process holds only the band, not the file's pages."""
+        k = hi - lo
+        if self.in_memory:
+            return np.ascontiguousarray(self._data[0, lo:hi, :].T)
+        out = np.empty((self._blocks * self.block, k), dtype=self.dtype)
+        item = self.dtype.itemsize
+        for b in range(self._blocks):
+            offset = ((b * self.P) + lo) * self.block * item
+            data = os.pread(self._file.fileno(), k * self.block * item, offset)
+            slab = np.frombuffer(data, dtype=self.dtype).reshape(k, self.block)
+            out[b * self.block:(b + 1) * self.block] = slab.T
+        return out[: self.T]
 
     def close(self) -> None:
         """Release the memory and the scratch file."""
