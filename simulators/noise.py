@@ -92,7 +92,7 @@ from simulators.measurement import beam_intensity
 #: Largest residual variance of the low-rank speckle factor, relative to beta (module docstring).
 FACTOR_TOL = 0.05
 #: Maps per pass of the element-wise work: the few (chunk, T, T) arrays stay in the CPU cache.
-_CHUNK = 16
+_CHUNK = 8
 
 
 def _per_pixel_variance(S: np.ndarray, a1: np.ndarray, a2: np.ndarray, beta: float) -> np.ndarray:
@@ -233,18 +233,18 @@ class _Chunk:
         self.S = S
         b = beta.astype(f32)[:, None, None]
         mu_i, mu_j = self.mu[:, :, None], self.mu[:, None, :]
-        mm = mu_i * mu_j
         # Delta (mu mu^T)^2 = mm S [1 + 2 (mu_i + mu_j)(beta - S) + 2 mm beta (2 beta - 3 S)]_+
+        #                   = mm S [A - B S]_+, A = (1 + 2 beta mu_i)(1 + 2 beta mu_j),
+        #                                        B = 2 (mu_i + mu_j) + 6 beta mm
+        mm = mu_i * mu_j
+        a = f32(1) + f32(2) * beta.astype(f32)[:, None] * self.mu
         white = mu_i + mu_j
-        scratch = b - S
-        white *= scratch
         white *= f32(2)
-        white += f32(1)
-        np.multiply(S, f32(-3), out=scratch)
-        scratch += f32(2) * b
-        scratch *= f32(2) * b
-        scratch *= mm
+        scratch = mm * (f32(6) * b)
         white += scratch
+        white *= S
+        np.multiply(a[:, :, None], a[:, None, :], out=scratch)
+        np.subtract(scratch, white, out=white)
         white *= S
         np.maximum(white, 0, out=white)
         white *= mm

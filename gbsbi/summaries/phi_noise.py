@@ -49,14 +49,17 @@ from functools import lru_cache
 
 import numpy as np
 
-from gbsbi.summaries.phi import _pairs_by_lag, drift
+from gbsbi.summaries.phi import _drift_of_pairs, _pair_values, _pairs_by_lag
 
 
+@lru_cache(maxsize=4096)
 def _dct_rows(n: int, count: int) -> np.ndarray:
-    """The first ``count`` orthonormal DCT-II basis vectors of length n, shape (count, n)."""
+    """The first ``count`` orthonormal DCT-II basis vectors of length n, shape (count, n)
+    (cached, read-only)."""
     p = np.arange(count)[:, None]
     rows = np.cos(np.pi * p * (np.arange(n)[None, :] + 0.5) / n) * np.sqrt(2.0 / n)
     rows[0] /= np.sqrt(2.0)
+    rows.setflags(write=False)
     return rows
 
 
@@ -129,7 +132,23 @@ def _energies(C: np.ndarray, n_age: int, n_lag: int) -> dict[str, np.ndarray]:
     """Drift energies, TTI energy and counts of one batch of maps."""
     T = np.shape(C)[-1]
     _, _, starts, lags = _pairs_by_lag(T)
-    c_tti, dC = drift(C)
+    values = _pair_values(C)
+    c_tti, dC = _drift_of_pairs(values, starts, lags)
+    if not np.isnan(values).any():  # no dropped frame: fewer passes, the same values
+        n_k = (T - np.arange(1, T)).astype(np.float64)
+        total = values.mean(axis=-1)
+        shape = values.shape[:-1]
+        return {
+            "drift": np.einsum("...i,...i->...", dC, dC),
+            "smooth": smooth_energy(dC, n_age, n_lag),
+            "tti": np.sum(n_k * (c_tti - total[..., None]) ** 2, axis=-1),
+            "rank": _rank(T, n_age, n_lag),
+            "pairs": np.full(shape, len(lags)),
+            "diagonals": np.full(shape, T - 1),
+            "fraction": np.ones(shape),
+            "n": len(lags),
+            "T": T,
+        }
     valid = ~np.isnan(dC)
     dC = np.where(valid, dC, 0.0)
     n_valid = np.add.reduceat(valid, starts, axis=-1)
