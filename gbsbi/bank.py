@@ -1,6 +1,6 @@
 """Simulation banks: many simulated maps with their parameters, made reproducibly and resumably.
 
-A bank is a maps file (:mod:`gbsbi.io.mapsfile`, SPEC section 5) with the true ``theta`` of
+A bank is a maps file (:mod:`gbsbi.io.mapsfile`, docs/maps-file.md) with the true ``theta`` of
 every map, plus ``phi`` (n,) and root attributes ``config`` (canonical JSON of the experiment
 configuration, the prior, the seed, the number of maps and the block size), ``config_hash`` (its
 SHA-256) and ``content_hash`` (SHA-256 of theta, temperature and the maps, in order).
@@ -8,30 +8,35 @@ SHA-256) and ``content_hash`` (SHA-256 of theta, temperature and the maps, in or
 Why HDF5 with a journal: HDF5 is what beamline software reads (h5py, silx, HDFView), and its
 chunked datasets let readers take one block of maps at a time. HDF5 is not safe against a kill
 in the middle of a write (the whole file can become unreadable), so a run first journals every
-finished block as its own small ``.npz`` file in ``OUT.parts/`` (written under a temporary name
-and renamed, so a block is either complete or absent), then assembles the chunked HDF5 file,
-again under a temporary name. A run killed at any moment loses at most the blocks in flight;
-``--resume`` simulates only the missing blocks. Every block draws from its own random stream,
+finished block as its own small ``.npz`` file in ``OUT.parts/`` (written under a temporary name,
+synced to disk and renamed, so a block is either complete or absent, even after a power loss),
+then assembles the chunked HDF5 file, again under a temporary name. ``--resume`` checks every
+journaled block and simulates a damaged one again; the journal's manifest records the gbsbi
+version, and a journal from another version is refused rather than mixed with new blocks. A
+run killed at any moment loses at most the blocks in flight; ``--resume`` simulates only the
+missing blocks. Every block draws from its own random stream,
 ``SeedSequence(seed, spawn_key=(block,))``, so the bank's bytes depend on the seed and the block
 size only, not on interruptions, the number of workers or the scheduler.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from gbsbi import __version__
 from gbsbi.errors import GbsbiError
-from gbsbi.io.atomic import atomic_path, check_writable
+from gbsbi.io.atomic import atomic_path, check_writable, fsync_replace
 from gbsbi.io.mapsfile import FORMAT, VERSION
 from gbsbi.summaries.phi import phi
 from simulators.config import ExperimentConfig, MeasurementPrior, Prior, config_hash
@@ -116,6 +121,8 @@ def simulate_block(spec: BankSpec, block: int) -> dict[str, np.ndarray]:
         plain ``phi`` of the measured map ``phi_noiseless``, ``phi_split_half`` and
         ``phi_corrected`` (noise-corrected from the map alone).
     """
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(1):
         return _simulate_block(spec, block)
 
@@ -127,17 +134,22 @@ def _simulate_block(spec: BankSpec, block: int) -> dict[str, np.ndarray]:
     if spec.measurement == "none":
         maps = two_time_maps(theta, temperature, spec.config, rng)
         return {"theta": theta, "temperature": temperature, "C": maps, "phi": phi(maps)}
-    from gbsbi.summaries.phi_noise import phi_corrected
+    from gbsbi.summaries.phi_noise import phi_and_corrected
 
     nuisance = spec.nuisance.sample(stop - start, rng)
     out = measured_maps(theta, temperature, spec.config, nuisance, spec.measurement,
                         spec.nuisance, rng, halves=spec.measurement == "exact")
     extra = {"phi_split_half": phi(out["C_a"], out["C_b"])} if "C_a" in out else {}
+    plain, corrected = phi_and_corrected(out["C"])
     return {
-        "theta": theta, "temperature": temperature, "C": out["C"], "phi": phi(out["C"]),
-        "phi_noiseless": phi(out["C_noiseless"]), "phi_corrected": phi_corrected(out["C"]),
+        "theta": theta, "temperature": temperature, "C": out["C"], "phi": plain,
+        "phi_noiseless": phi(out["C_noiseless"]), "phi_corrected": corrected,
         **extra, **nuisance,
     }
+
+
+#: Errors of reading a damaged .npz file.
+_DAMAGED = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 class Journal:
@@ -148,8 +160,9 @@ class Journal:
         self.spec = spec
         self.manifest = self.folder / "manifest.json"
 
-    def open(self, resume: bool) -> None:
-        """Create the journal, or check that an existing one belongs to the same spec."""
+    def open(self, resume: bool, note: Callable[[str], None] | None = None) -> None:
+        """Create the journal, or check that an existing one belongs to the same spec and the
+        same gbsbi version, and take out its damaged blocks (each reported to ``note``)."""
         text = self.spec.to_json()
         if self.folder.exists():
             if not resume:
@@ -158,18 +171,34 @@ class Journal:
                     "or delete that folder"
                 )
             try:
-                found = json.loads(self.manifest.read_text())["config_hash"]
-            except (OSError, ValueError, KeyError):
+                manifest = json.loads(self.manifest.read_text())
+                found = manifest["config_hash"]
+            except (OSError, ValueError, KeyError, TypeError):
                 raise GbsbiError(f"{self.manifest} is missing or unreadable") from None
             if found != config_hash(text):
                 raise GbsbiError(
                     f"--resume: {self.folder} was made with another configuration "
-                    f"(hash {found[:12]}, now {config_hash(text)[:12]}); use the same "
+                    f"(hash {str(found)[:12]}, now {config_hash(text)[:12]}); use the same "
                     "configuration, seed, --n and --block-size, or delete that folder"
                 )
+            version = manifest.get("gbsbi_version")
+            if version != __version__:
+                made = f"gbsbi {version}" if version else "a gbsbi that did not record its version"
+                raise GbsbiError(
+                    f"--resume: {self.folder} was made by {made}, this is gbsbi "
+                    f"{__version__}; blocks of two versions are never mixed: finish the run "
+                    "with that version or delete that folder"
+                )
+            for block in sorted(self.done()):
+                why = self.check(block)
+                if why:
+                    self.path(block).unlink()
+                    if note is not None:
+                        note(f"{self.path(block)} is damaged ({why}); it is simulated again")
             return
         self.folder.mkdir()
-        manifest = {"config": json.loads(text), "config_hash": config_hash(text)}
+        manifest = {"config": json.loads(text), "config_hash": config_hash(text),
+                    "gbsbi_version": __version__}
         _write_atomic(self.manifest, json.dumps(manifest, indent=1).encode())
 
     def path(self, block: int) -> Path:
@@ -179,13 +208,33 @@ class Journal:
         return {b for b in range(self.spec.n_blocks) if self.path(b).exists()}
 
     def save(self, block: int, arrays: dict[str, np.ndarray]) -> None:
+        """Journal one block: written under a temporary name, synced, then renamed."""
         tmp = self.folder / f".block_{block:07d}.{os.getpid()}.tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, self.path(block))
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        fsync_replace(tmp, self.path(block))
 
     def load(self, block: int) -> dict[str, np.ndarray]:
+        """The arrays of a journaled block (every byte read, so the zip's CRCs are checked)."""
         with np.load(self.path(block)) as data:
             return {key: data[key] for key in data.files}
+
+    def check(self, block: int) -> str:
+        """Why a journaled block is damaged ('' when it is whole): unreadable, or arrays
+        missing or of the wrong shape."""
+        try:
+            arrays = self.load(block)
+        except _DAMAGED as err:
+            return f"{type(err).__name__}: {err}"
+        start, stop = self.spec.block_range(block)
+        m, T = stop - start, self.spec.config.n_frames
+        expected = {"theta": (m, 3), "temperature": (m,), "C": (m, T, T), "phi": (m,)}
+        for key, shape in expected.items():
+            if key not in arrays:
+                return f"no array {key!r}"
+            if arrays[key].shape != shape:
+                return f"{key} has shape {arrays[key].shape}, expected {shape}"
+        return ""
 
     def remove(self) -> None:
         shutil.rmtree(self.folder)
@@ -194,7 +243,7 @@ class Journal:
 def _write_atomic(path: Path, payload: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(payload)
-    os.replace(tmp, path)
+    fsync_replace(tmp, path)
 
 
 def assemble(out: Path, spec: BankSpec, journal: Journal) -> str:
@@ -203,20 +252,27 @@ def assemble(out: Path, spec: BankSpec, journal: Journal) -> str:
     Returns:
         The content hash (SHA-256 of theta, temperature and C, in order).
     """
+    import h5py
+
     T = spec.config.n_frames
     digest = hashlib.sha256()
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         text = spec.to_json()
         f.attrs.update(
             format=FORMAT, version=VERSION, kind="bank", config=text,
-            config_hash=config_hash(text), seed=spec.seed,
+            config_hash=config_hash(text), seed=spec.seed, gbsbi_version=__version__,
         )
         f["t"] = spec.config.t
         f["q"] = np.full(spec.n, spec.config.q)
         datasets = {}
         for block in range(spec.n_blocks):
             start, stop = spec.block_range(block)
-            data = journal.load(block)
+            try:
+                data = journal.load(block)
+            except _DAMAGED as err:
+                raise GbsbiError(f"{journal.path(block)} is damaged ({type(err).__name__}: "
+                                 f"{err}); run the same command with --resume to simulate it "
+                                 "again") from None
             for key, value in data.items():
                 if key not in datasets:
                     chunks = (min(CHUNK_MAPS, spec.n), T, T) if key == "C" else None
@@ -240,7 +296,8 @@ def _run_local(spec: BankSpec, todo: list[int], workers: int) -> Iterator[tuple[
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_ctrl_c) as pool:
-        pending = {pool.submit(simulate_block, spec, b): b for b in todo[: 2 * workers]}
+        with _ctrl_c_held():  # the workers start inside the first submits
+            pending = {pool.submit(simulate_block, spec, b): b for b in todo[: 2 * workers]}
         queue = todo[2 * workers :]
         try:
             while pending:
@@ -257,6 +314,33 @@ def _run_local(spec: BankSpec, todo: list[int], workers: int) -> Iterator[tuple[
             raise
 
 
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold a Ctrl-C back while worker processes start, and raise it afterwards.
+
+    SIGINT is blocked in this thread, so processes started meanwhile inherit it blocked
+    (through fork and exec) and a Ctrl-C while they import does not end each in a traceback;
+    and the Python handler only records it, since another thread (a progress bar's monitor)
+    may take the signal for the process.
+    """
+    import signal
+
+    caught = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    except ValueError:  # not the main thread: nothing to hold
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _ignore_ctrl_c() -> None:
     """Worker initialiser: Ctrl-C is left to the main process, which stops the pool and keeps
     the finished blocks."""
@@ -265,23 +349,34 @@ def _ignore_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run_dask(spec: BankSpec, todo: list[int], address: str) -> Iterator[tuple[int, dict]]:
-    from distributed import Client, as_completed
+#: How long to wait for a Dask scheduler.
+CONNECT_TIMEOUT = "10s"
+
+
+def _connect(address: str) -> object:
+    """A Dask client of the scheduler at ``address``, or an error naming it."""
+    from distributed import Client
 
     try:
-        client = Client(address, timeout="10s")
-    except (OSError, TimeoutError) as err:
+        return Client(address, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as err:
         raise GbsbiError(f"--scheduler {address}: cannot connect ({err})") from None
-    with client:
-        futures = client.map(simulate_block, [spec] * len(todo), todo, pure=False)
-        index = {future.key: block for future, block in zip(futures, todo, strict=True)}
-        for future in as_completed(futures):
-            yield index[future.key], future.result()
-            future.release()
+
+
+def _run_dask(spec: BankSpec, todo: list[int], client: object) -> Iterator[tuple[int, dict]]:
+    from distributed import as_completed
+
+    futures = client.map(simulate_block, [spec] * len(todo), todo, pure=False)
+    index = {future.key: block for future, block in zip(futures, todo, strict=True)}
+    for future in as_completed(futures):
+        yield index[future.key], future.result()
+        future.release()
 
 
 def _finished(out: Path, spec: BankSpec) -> str:
     """The content hash of a bank that is already complete; an error if it is another one."""
+    import h5py
+
     try:
         with h5py.File(out, "r") as f:
             found, content = f.attrs.get("config_hash"), f.attrs.get("content_hash")
@@ -304,13 +399,18 @@ def simulate_bank(
     workers: int = 1,
     scheduler: str | None = None,
     progress: Callable[[int], None] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> str:
     """Simulate a bank into ``out``, journaling finished blocks so that a killed run resumes.
+
+    A run that fails before any block is finished removes the journal it created; finished
+    blocks are kept for ``resume``.
 
     Args:
         out: the HDF5 file to write.
         spec: what to simulate.
-        resume: continue an interrupted run (its journal must belong to the same spec).
+        resume: continue an interrupted run (its journal must belong to the same spec and
+            gbsbi version; damaged blocks are simulated again).
         overwrite: replace an existing ``out``.
         workers: local worker processes (ignored with ``scheduler``).
         scheduler: address of a Dask distributed scheduler, e.g. ``tcp://10.0.0.1:8786``;
@@ -318,6 +418,7 @@ def simulate_bank(
             1``), since the one-BLAS-thread limit of a block is per process.
         progress: called with the number of maps finished, after each block (and once at the
             start with the number already journaled).
+        note: called with a line for each damaged block found on resume.
 
     Returns:
         The bank's content hash.
@@ -330,17 +431,27 @@ def simulate_bank(
     journal = Journal(out, spec)
     if resume and out.exists() and not journal.folder.exists():
         return _finished(out, spec)
-    journal.open(resume)
-    done = journal.done()
-    todo = [b for b in range(spec.n_blocks) if b not in done]
-    if progress is not None:
-        progress(sum(stop - start for start, stop in map(spec.block_range, done)))
-    runner = _run_dask(spec, todo, scheduler) if scheduler else _run_local(spec, todo, workers)
-    for block, arrays in runner:
-        journal.save(block, arrays)
+    client = _connect(scheduler) if scheduler else None  # before anything is created
+    created = not journal.folder.exists()
+    try:
+        journal.open(resume, note)
+        done = journal.done()
+        todo = [b for b in range(spec.n_blocks) if b not in done]
         if progress is not None:
-            start, stop = spec.block_range(block)
-            progress(stop - start)
-    content = assemble(out, spec, journal)
+            progress(sum(stop - start for start, stop in map(spec.block_range, done)))
+        runner = _run_dask(spec, todo, client) if client else _run_local(spec, todo, workers)
+        for block, arrays in runner:
+            journal.save(block, arrays)
+            if progress is not None:
+                start, stop = spec.block_range(block)
+                progress(stop - start)
+        content = assemble(out, spec, journal)
+    except BaseException:
+        if created and journal.folder.exists() and not journal.done():
+            journal.remove()  # nothing to resume: leave nothing behind
+        raise
+    finally:
+        if client is not None:
+            client.close()
     journal.remove()
     return content

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -214,17 +213,48 @@ def _log_uniform(bounds: tuple[float, float], u: np.ndarray) -> np.ndarray:
     return np.exp(low + u * (high - low))
 
 
-def config_json(config: ExperimentConfig, prior: Prior | None = None) -> str:
-    """Canonical JSON of a configuration (and prior): sorted keys, no spaces."""
-    data = {"experiment": config.to_dict()}
-    if prior is not None:
-        data["prior"] = prior.to_dict()
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-
 def config_hash(text: str) -> str:
     """SHA-256 hex digest of a canonical JSON text."""
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_fixed(where: str, beam_rms: float, dead_fraction: float, drop_fraction: float) -> None:
+    """The constants a measurement shares with its prior: fractions in [0, 1)."""
+    for name, value in (("beam_rms", beam_rms), ("dead_fraction", dead_fraction),
+                        ("drop_fraction", drop_fraction)):
+        if not 0 <= value < 1:
+            raise ConfigError(f"{where}{name} must lie in [0, 1), got {value}")
+
+
+@dataclass(frozen=True)
+class MeasurementConfig:
+    """Constants of one photon-counting measurement (``simulators.measurement``).
+
+    Attributes:
+        nbar: mean photon counts per pixel per frame, nbar > 0.
+        n_pix: number of pixels N_pix in the q-ROI, dead ones included.
+        beta: speckle contrast beta in (0, 1]; see simulators.measurement for non-integer
+            1 / beta.
+        beam_rms: relative rms of the lognormal beam intensity b(t), 0 for a steady beam.
+        dead_fraction: fraction of the pixels that are dead (rounded to a whole number).
+        drop_fraction: fraction of the frames that are dropped (rounded to a whole number).
+    """
+
+    nbar: float = 0.05
+    n_pix: int = 20_000
+    beta: float = 0.2
+    beam_rms: float = 0.0
+    dead_fraction: float = 0.0
+    drop_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.nbar > 0:
+            raise ConfigError(f"nbar must be positive, got {self.nbar}")
+        if not 0.0 < self.beta <= 1.0:
+            raise ConfigError(f"beta must lie in (0, 1], got {self.beta}")
+        _check_fixed("", self.beam_rms, self.dead_fraction, self.drop_fraction)
+        if self.n_pix - round(self.dead_fraction * self.n_pix) < 2:
+            raise ConfigError(f"need at least 2 live pixels, got n_pix = {self.n_pix}")
 
 
 @dataclass(frozen=True)
@@ -257,9 +287,7 @@ class MeasurementPrior:
             raise ConfigError(f"measurement beta must lie in (0, 1], got {self.beta}")
         if self.n_pix[0] < 2:
             raise ConfigError("measurement n_pix needs at least 2 pixels (two halves)")
-        for name in ("beam_rms", "dead_fraction", "drop_fraction"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ConfigError(f"measurement {name} must lie in [0, 1)")
+        _check_fixed("measurement ", self.beam_rms, self.dead_fraction, self.drop_fraction)
 
     def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Draw ``counts`` (n,), ``n_pix`` (n,) (whole numbers) and ``beta`` (n,)."""
@@ -269,6 +297,12 @@ class MeasurementPrior:
             "n_pix": np.round(_log_uniform(self.n_pix, u[:, 1])),
             "beta": self.beta[0] + u[:, 2] * (self.beta[1] - self.beta[0]),
         }
+
+    def setting(self, counts: float, n_pix: int, beta: float) -> MeasurementConfig:
+        """One measurement with these nuisances and the prior's fixed constants."""
+        return MeasurementConfig(nbar=float(counts), n_pix=int(n_pix), beta=float(beta),
+                                 beam_rms=self.beam_rms, dead_fraction=self.dead_fraction,
+                                 drop_fraction=self.drop_fraction)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -13,7 +13,7 @@ import numpy as np
 
 from simulators.config import ExperimentConfig, MeasurementPrior
 from simulators.gb import boundary_phase, parts_from_phase, phase_field
-from simulators.measurement import MeasurementConfig, measure_factors
+from simulators.measurement import measure_factors
 from simulators.noise import noisy_maps
 
 MODES = ("none", "fast", "exact")
@@ -67,11 +67,7 @@ def measured_maps(
     u = phase_field(phase)
     results = []
     for k in range(len(theta)):
-        setting = MeasurementConfig(
-            nbar=float(nuisance["counts"][k]), n_pix=int(nuisance["n_pix"][k]),
-            beta=float(beta[k]), beam_rms=measurement.beam_rms,
-            dead_fraction=measurement.dead_fraction, drop_fraction=measurement.drop_fraction,
-        )
+        setting = measurement.setting(nuisance["counts"][k], nuisance["n_pix"][k], beta[k])
         gamma = theta[k, 0] * config.q**2
         results.append(measure_factors(config.t, gamma, theta[k, 2], u[k], setting, rng))
     C, C_a, C_b = (np.stack([getattr(r, name) for r in results]).astype(np.float32)

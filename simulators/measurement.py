@@ -40,46 +40,13 @@ halves, whose maps feed the split-half Phi (``gbsbi.summaries.phi.phi(C_a, C_b)`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
+from simulators.config import MeasurementConfig  # defined beside MeasurementPrior
+
 _FIELDS_PER_CHUNK = 1 << 21  # complex samples per chunk of pixels x modes x frames, 16 MiB
-
-
-@dataclass(frozen=True)
-class MeasurementConfig:
-    """Constants of a photon-counting measurement.
-
-    Attributes:
-        nbar: mean photon counts per pixel per frame, nbar > 0.
-        n_pix: number of pixels N_pix in the q-ROI, dead ones included.
-        beta: speckle contrast beta in (0, 1]; see the module docstring for non-integer 1 / beta.
-        beam_rms: relative rms of the lognormal beam intensity b(t), 0 for a steady beam.
-        dead_fraction: fraction of the pixels that are dead (rounded to a whole number).
-        drop_fraction: fraction of the frames that are dropped (rounded to a whole number).
-    """
-
-    nbar: float = 0.05
-    n_pix: int = 20_000
-    beta: float = 0.2
-    beam_rms: float = 0.0
-    dead_fraction: float = 0.0
-    drop_fraction: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not self.nbar > 0:
-            raise ValueError(f"nbar must be positive, got {self.nbar}")
-        if not 0.0 < self.beta <= 1.0:
-            raise ValueError(f"beta must lie in (0, 1], got {self.beta}")
-        if self.beam_rms < 0:
-            raise ValueError(f"beam_rms must be non-negative, got {self.beam_rms}")
-        for name in ("dead_fraction", "drop_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
-        if self.n_pix - round(self.dead_fraction * self.n_pix) < 2:
-            raise ValueError(f"need at least 2 live pixels, got n_pix = {self.n_pix}")
 
 
 class Measurement(NamedTuple):
@@ -155,6 +122,25 @@ def mode_numbers(beta: float, n: int) -> np.ndarray:
     return m_lo + hi.astype(np.int64)
 
 
+def beam_intensity(
+    beam_rms: float, shape: int | tuple[int, ...], rng: np.random.Generator
+) -> np.ndarray | float:
+    """A lognormal beam intensity b(t) with mean 1 and relative rms ``beam_rms``.
+
+    Args:
+        beam_rms: relative rms of b; 0 for a steady beam (then nothing is drawn).
+        shape: shape of the draw, e.g. (T,) for one map's frames.
+        rng: the only source of randomness.
+
+    Returns:
+        b, shape ``shape``, float64; the scalar 1.0 for a steady beam.
+    """
+    if beam_rms <= 0:
+        return 1.0
+    s2 = np.log1p(beam_rms**2)
+    return np.exp(np.sqrt(s2) * rng.standard_normal(shape) - s2 / 2)
+
+
 def _complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """Standard circular complex normals CN(0, 1), complex64."""
     z = rng.standard_normal((*shape, 2), dtype=np.float32)
@@ -206,9 +192,7 @@ def _count_chunks(sampler: _Sampler, config: MeasurementConfig, rng: np.random.G
     dead[rng.choice(config.n_pix, n_dead, replace=False)] = True
     valid = np.ones(T, dtype=bool)
     valid[rng.choice(T, int(round(config.drop_fraction * T)), replace=False)] = False
-    s2 = np.log1p(config.beam_rms**2)
-    b = np.exp(np.sqrt(s2) * rng.standard_normal(T) - s2 / 2) if config.beam_rms > 0 else 1.0
-    rate = config.nbar * b * valid
+    rate = config.nbar * beam_intensity(config.beam_rms, T, rng) * valid
     modes = mode_numbers(config.beta, n_live)
     yield n_live, valid, dead, modes
     m_hi = int(modes.max(initial=1))
@@ -223,20 +207,38 @@ def _count_chunks(sampler: _Sampler, config: MeasurementConfig, rng: np.random.G
             yield h, rng.poisson(rate * intensity).astype(np.float64)
 
 
-def two_time(gram: np.ndarray, sums: np.ndarray, n: int | np.ndarray) -> np.ndarray:
-    """The estimator C = n G / (s s^T) from pixel sums.
+def two_time(
+    gram: np.ndarray,
+    sums: np.ndarray,
+    n: int | np.ndarray,
+    dropped: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The estimator C = n G / (s s^T) from pixel sums (also the correlator's).
 
     Args:
-        gram: G(t1, t2) = sum_p n_p(t1) n_p(t2), shape (..., T, T).
+        gram: G(t1, t2) = sum_p n_p(t1) n_p(t2), shape (..., T, T), full (both triangles).
         sums: s(t) = sum_p n_p(t), shape (..., T).
         n: number of pixels summed, shape (...).
+        dropped: frames without data, shape (T,), bool, or None.
+        out: array of shape (T, T) (one map, e.g. float32) to fill in blocks of rows, so that
+            no float64 temporary of the map's size is made; or None.
 
     Returns:
-        C, shape (..., T, T), float64; NaN in the rows and columns of frames without counts.
+        C, shape (..., T, T), float64 (or ``out``); NaN in the rows and columns of frames
+        without counts and of dropped frames.
     """
-    sums = np.where(sums > 0, sums, np.nan)
+    sums = np.asarray(sums, dtype=np.float64)
+    bad = sums <= 0 if dropped is None else (sums <= 0) | np.asarray(dropped, dtype=bool)
+    s = np.where(bad, np.nan, sums)
     n = np.asarray(n, dtype=np.float64)[..., None, None]
-    return n * gram / (sums[..., :, None] * sums[..., None, :])
+    if out is None:
+        return n * gram / (s[..., :, None] * s[..., None, :])
+    rows = max(1, 2**22 // out.shape[-1])  # 32 MiB of float64 at a time
+    for r0 in range(0, out.shape[0], rows):
+        r1 = min(r0 + rows, out.shape[0])
+        out[r0:r1] = n[..., 0, 0] * gram[r0:r1] / (s[r0:r1, None] * s[None, :])
+    return out
 
 
 def two_time_from_counts(counts: np.ndarray, live: np.ndarray | None = None) -> np.ndarray:
@@ -265,12 +267,8 @@ def _measure_one(sampler: _Sampler, config: MeasurementConfig, rng: np.random.Ge
         sums[h] += counts.sum(axis=0)
     n_half = np.array([n_live // 2, n_live - n_live // 2])
     with np.errstate(invalid="ignore", divide="ignore"):
-        C = two_time(gram.sum(axis=0), sums.sum(axis=0), n_live)
-        halves = two_time(gram, sums, n_half)
-    bad = ~valid
-    for m in (C, *halves):
-        m[bad, :] = np.nan
-        m[:, bad] = np.nan
+        C = two_time(gram.sum(axis=0), sums.sum(axis=0), n_live, ~valid)
+        halves = two_time(gram, sums, n_half, ~valid)
     return C, halves[0], halves[1], np.mean(1.0 / modes), n_live, valid
 
 

@@ -7,7 +7,9 @@
 2. Memory, on a synthetic Poisson stack written to disk and streamed through ``np.memmap``
    (default 2,000 frames of 512 x 512 uint16, 1 GiB): peak traced allocation (tracemalloc, which
    sees every NumPy buffer but not the file pages of the memory map) for several chunk sizes,
-   against the stack's size. Memory follows the chunk, not the stack.
+   against the stack's size. Memory follows the chunk, the accumulators of one ROI and the
+   ROI pixels' store (in memory up to 512 MiB), not the stack;
+   ``studies/bench_correlator_scale.py`` measures ``gbsbi correlate`` itself.
 
 Run: ``python studies/bench_correlator.py [--frames 2000 --side 512 --chunks 4096 65536]``.
 """
@@ -122,8 +124,11 @@ def memory(T: int, side: int, chunks: list[int], workdir: Path) -> None:
     labels = ((radius >= side / 8) & (radius < side / 4)).astype(np.int64)  # one ring ROI
     rois = label_rois(labels)
     n_pix = rois[0].pixels.size
-    accumulators = 3 * len(rois) * T * T * 8  # G_a, G_b and C per ROI
-    print(f"  ring ROI of {n_pix} pixels; T x T accumulators {accumulators / 2**20:.0f} MiB")
+    # G_a, G_b of the ROI being correlated; correlate() keeps its three float32 maps per ROI;
+    # the ROI pixels' counts in memory (uint16)
+    accumulators = 2 * T * T * 8 + 3 * len(rois) * T * T * 4 + n_pix * T * 2
+    print(f"  ring ROI of {n_pix} pixels; accumulators, maps and pixel store "
+          f"{accumulators / 2**20:.0f} MiB")
     for chunk in chunks:
         tracemalloc.start()
         start = time.perf_counter()
@@ -132,10 +137,9 @@ def memory(T: int, side: int, chunks: list[int], workdir: Path) -> None:
         seconds = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        band = max(1, chunk // side) * side
-        bound = accumulators + T * band * (2 + 8)  # uint16 band and a float64 copy
-        print(f"  chunk {chunk:8d} px (band {band:7d} px): peak traced {peak / 2**20:6.0f} MiB, "
-              f"bound accumulators + T x band x 10 B = {bound / 2**20:6.0f} MiB; "
+        bound = accumulators + T * chunk * (2 + 8)  # uint16 band and a float64 copy
+        print(f"  chunk {chunk:8d} px: peak traced {peak / 2**20:6.0f} MiB, "
+              f"bound accumulators + T x chunk x 10 B = {bound / 2**20:6.0f} MiB; "
               f"{T / seconds:6.0f} frames/s ({seconds:.1f} s)")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  process peak RSS {rss:.0f} MiB (includes file pages of the memory map)")

@@ -1,5 +1,6 @@
 """Simulation banks: reproducible bytes, resumable after interruption, parallel-invariant."""
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
+import gbsbi
 from gbsbi.bank import BankSpec, simulate_bank
 from gbsbi.errors import GbsbiError
 from gbsbi.io.mapsfile import read_maps
@@ -57,15 +59,7 @@ def test_bank_is_a_maps_file_with_configuration(tmp_path):
 def test_interrupted_run_resumes_to_the_same_bank(tmp_path):
     spec = BankSpec(SMALL, Prior(), n=100, seed=1, block_size=16)
     simulate_bank(tmp_path / "full.h5", spec)
-    seen = []
-
-    def stop_after_three_blocks(k: int) -> None:
-        seen.append(k)
-        if len(seen) == 4:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        simulate_bank(tmp_path / "cut.h5", spec, progress=stop_after_three_blocks)
+    _interrupted_run(tmp_path / "cut.h5", spec)
     assert not (tmp_path / "cut.h5").exists()
     assert len(list((tmp_path / "cut.h5.parts").glob("block_*.npz"))) == 3
     with pytest.raises(GbsbiError, match="--resume"):
@@ -147,3 +141,85 @@ def test_resume_of_a_finished_bank_does_nothing(tmp_path):
     other = BankSpec(SMALL, Prior(), n=20, seed=2, block_size=8)
     with pytest.raises(GbsbiError, match="another configuration"):
         simulate_bank(tmp_path / "b.h5", other, resume=True)
+
+
+def _interrupted_run(path, spec) -> None:
+    """A run stopped by Ctrl-C after its third block: three blocks journaled."""
+    calls = []
+
+    def progress(k: int) -> None:
+        calls.append(k)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        simulate_bank(path, spec, progress=progress)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "wrong shape"])
+def test_a_damaged_block_is_found_on_resume_and_simulated_again(tmp_path, damage):
+    """A journaled block that cannot be read (or holds the wrong arrays) is reported and
+    simulated again on --resume, not raised as a bare BadZipFile; the bank is the
+    uninterrupted one."""
+    spec = BankSpec(SMALL, Prior(), n=64, seed=3, block_size=16)
+    simulate_bank(tmp_path / "full.h5", spec)
+    _interrupted_run(tmp_path / "cut.h5", spec)
+    block = tmp_path / "cut.h5.parts" / "block_0000001.npz"
+    if damage == "truncated":
+        block.write_bytes(block.read_bytes()[:1000])
+    elif damage == "garbage":
+        data = bytearray(block.read_bytes())
+        data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # the zip's CRC catches it
+        block.write_bytes(bytes(data))
+    else:
+        np.savez(block, theta=np.zeros((16, 3)), temperature=np.zeros(16),
+                 C=np.zeros((16, 8, 8)), phi=np.zeros(16))
+    notes = []
+    simulate_bank(tmp_path / "cut.h5", spec, resume=True, note=notes.append)
+    assert len(notes) == 1 and "block_0000001.npz is damaged" in notes[0]
+    assert_same_bank(tmp_path / "full.h5", tmp_path / "cut.h5")
+
+
+def test_the_journal_records_the_version_and_refuses_another(tmp_path):
+    spec = BankSpec(SMALL, Prior(), n=64, seed=3, block_size=16)
+    _interrupted_run(tmp_path / "b.h5", spec)
+    manifest = tmp_path / "b.h5.parts" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    assert data["gbsbi_version"] == gbsbi.__version__
+    data["gbsbi_version"] = "0.0.1"
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(GbsbiError, match="made by gbsbi 0.0.1, this is gbsbi"):
+        simulate_bank(tmp_path / "b.h5", spec, resume=True)
+    del data["gbsbi_version"]  # a journal written before versions were recorded
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(GbsbiError, match="did not record its version"):
+        simulate_bank(tmp_path / "b.h5", spec, resume=True)
+    assert len(list((tmp_path / "b.h5.parts").glob("block_*.npz"))) == 3  # nothing deleted
+    with h5py.File(simulate_bank(tmp_path / "c.h5", spec) and tmp_path / "c.h5") as f:
+        assert f.attrs["gbsbi_version"] == gbsbi.__version__
+
+
+def test_blocks_reach_the_disk_before_they_are_renamed(tmp_path, monkeypatch):
+    """Each block (and the manifest) is fsynced under its temporary name, then renamed, then
+    its folder is synced: after a power loss a block is whole or absent."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        events.append(("replace", str(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    spec = BankSpec(SMALL, Prior(), n=32, seed=3, block_size=16)
+    simulate_bank(tmp_path / "b.h5", spec)
+    renamed = [path for kind, path in events if kind == "replace" and ".block_" in path]
+    assert len(renamed) == 2
+    for path in renamed:
+        at = events.index(("replace", path))
+        assert ("fsync", path) in events[:at]  # its bytes first
+        assert events[at + 1] == ("fsync", str(tmp_path / "b.h5.parts"))  # then the folder

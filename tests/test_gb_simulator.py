@@ -127,3 +127,18 @@ def test_same_seed_same_bytes_and_batch_consistency():
     c = two_time_maps(theta, T, config, np.random.default_rng(8))
     assert a.tobytes() == b.tobytes()
     assert a.tobytes() != c.tobytes()
+
+
+def test_default_prior_spans_phi_with_every_quarter_populated():
+    """The defaults must keep Phi from under 0.01 to over 0.8 over the prior, with maps in
+    every quarter of [0, 1] (README, Configuration), so a change of defaults cannot break it
+    unnoticed. 1,000 maps (seed 0): the top quarter, the sparsest, holds 3.1-4.6 % of the maps
+    for seeds 0-2; the bound of 1 % is 4 binomial standard deviations (0.6 %) below that."""
+    from simulators.config import Prior
+
+    rng = np.random.default_rng(0)
+    theta, temperature = Prior().sample(1000, rng)
+    values = phi(two_time_maps(theta, temperature, ExperimentConfig(), rng))
+    assert values.min() < 0.01 and values.max() > 0.8
+    counts, _ = np.histogram(values, [0, 0.25, 0.5, 0.75, 1.0])
+    assert np.all(counts >= 10), counts

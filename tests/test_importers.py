@@ -15,7 +15,7 @@ import pytest
 from scipy.ndimage import map_coordinates
 
 from gbsbi.cli import main
-from gbsbi.io.importers import DEFAULT_FRAMES, ImportOptions, import_maps
+from gbsbi.io.importers import ImportOptions, import_maps
 from gbsbi.io.mapsfile import Maps, read_maps, write_maps
 from gbsbi.io.resample import (
     binning_matrix,
@@ -237,8 +237,17 @@ def test_several_files_concatenated(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "c.npy: 2 maps, binned 48 -> 16" in stdout
 
 
-def test_default_grid_is_the_models() -> None:
-    assert DEFAULT_FRAMES == ExperimentConfig().n_frames == ImportOptions().n_frames
+def test_default_grid_is_the_models(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Without --frames, maps land on the model's frame grid (the configuration's n_frames)."""
+    np.save(tmp_path / "m.npy", two_time(256))
+    rc, stdout, err = run(capsys, tmp_path / "m.npy", "--out", tmp_path / "m.h5",
+                          "--temperature", 300, "--q", 0.1, "--frame-time", 1)
+    assert rc == 0, err
+    T = ExperimentConfig().n_frames
+    assert read_maps(tmp_path / "m.h5").C.shape == (1, T, T)
+    assert f"binned 256 -> {T} frames" in stdout
+    assert import_maps([tmp_path / "m.npy"], ImportOptions(
+        temperature=(300.0,), q=(0.1,), frame_time=(1.0,))).maps.C.shape == (1, T, T)
 
 
 # --- resampling, completion, symmetry ---------------------------------------------------------

@@ -42,8 +42,14 @@ def off_diagonal(C: np.ndarray) -> np.ndarray:
 
 
 def test_psd_factor_reproduces_rank_deficient_f(toy):
-    F, u = toy
-    gb = u @ u.conj().T / u.shape[1]  # rank <= N_x, singular for T > N_x
+    """A GB Gram matrix with N_x < T grid points has rank N_x: a Cholesky factor fails on it,
+    the eigh factor reproduces it with N_x columns."""
+    F, _ = toy
+    u = boundary_factors(np.random.default_rng(8), n_x=6)
+    gb = u @ u.conj().T / u.shape[1]  # rank 6 < T = 16: singular
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.cholesky(gb)
+    assert psd_factor(gb).shape == (T, 6)
     for M in (F, gb, np.ones((T, T))):
         L = psd_factor(M)
         np.testing.assert_allclose(L @ L.conj().T, M, atol=1e-10)

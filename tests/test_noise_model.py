@@ -183,3 +183,34 @@ def test_phi_correction_criterion_exact_noise():
     corrected, plain = _criterion_errors(m.C, 1 + 0.2 * np.abs(F) ** 2)
     assert corrected <= 0.05
     assert plain > 0.5
+
+
+def test_beta_below_the_maps_contrast_is_a_clear_error():
+    """A beta below the map's own contrast (its largest C - 1) is not the diagonal excess of a
+    noiseless map: a ValueError that says so, not numpy's LinAlgError."""
+    C0 = 1 + 0.2 * np.abs(random_f(np.random.default_rng(18), 16)) ** 2
+    with pytest.raises(ValueError, match="below the contrast of map 0"):
+        noisy_maps(C0, 0.1, 1_000, 0.1, np.random.default_rng(0))
+
+
+def test_low_rank_factor_keeps_every_variance():
+    """The pivoted Cholesky factor of S = C - 1 (beta on the diagonal): the residual variances
+    are below FACTOR_TOL x beta and exact with e (S_tt = (L^T L)_tt + e_t), the residual's
+    off-diagonal part is bounded by the same tolerance (it is PSD), and the rank is far below
+    T on the simulator's maps over the default prior (the point of the factor: about 10-30 of
+    128 frames)."""
+    from simulators.config import ExperimentConfig, Prior
+    from simulators.gb import two_time_maps
+    from simulators.noise import FACTOR_TOL, speckle_factor
+
+    rng = np.random.default_rng(19)
+    theta, temperature = Prior().sample(64, rng)
+    C0 = two_time_maps(theta, temperature, ExperimentConfig(n_frames=64), rng)
+    L, e, rank = speckle_factor(C0, np.full(64, 0.2))
+    S = C0.astype(np.float64) - 1
+    S[:, np.arange(64), np.arange(64)] = 0.2
+    assert np.median(rank) < 64 // 4
+    approx = np.swapaxes(L, 1, 2).astype(np.float64) @ L
+    np.testing.assert_allclose(np.diagonal(approx, axis1=1, axis2=2) + e, 0.2, atol=1e-5)
+    assert np.all(e <= FACTOR_TOL * 0.2 + 1e-6)
+    assert np.max(np.abs(S - approx)) <= FACTOR_TOL * 0.2 + 1e-5

@@ -91,3 +91,28 @@ def test_split_half_removes_independent_noise():
 
 def test_all_nan_map_gives_nan():
     assert np.isnan(phi(np.full((10, 10), np.nan)))
+
+
+def test_split_half_without_shared_signal_is_nan():
+    """Halves whose covariance is not positive share no signal: the split-half Phi is
+    undefined (NaN), not 0."""
+    m = random_map(np.random.default_rng(6))
+    assert np.isnan(phi(m, 2 - m))  # covariance < 0
+    assert np.isnan(phi(np.ones((12, 12)), np.ones((12, 12))))  # covariance 0
+    assert phi(np.ones((12, 12))) == 0  # the plain Phi of a constant (Toeplitz) map
+
+
+def test_long_maps_go_in_groups_of_lags_with_the_same_result(monkeypatch):
+    """A map too large for one pass is worked through in groups of lags (bounded memory at
+    10,000 frames); the value is the one-pass value to rounding."""
+    import gbsbi.summaries.phi as module
+
+    rng = np.random.default_rng(7)
+    maps = np.stack([random_map(rng, 50) for _ in range(3)])
+    maps[1, 4, :] = maps[1, :, 4] = np.nan
+    other = maps + 0.01 * rng.normal(size=maps.shape)
+    whole, split = phi(maps), phi(maps, other)
+    monkeypatch.setattr(module, "PAIRS_PER_PASS", 100)
+    assert len(module._lag_groups(50, 1)) > 10
+    np.testing.assert_allclose(phi(maps), whole, rtol=1e-12)
+    np.testing.assert_allclose(phi(maps, other), split, rtol=1e-12)

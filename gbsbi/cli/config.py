@@ -2,8 +2,6 @@
 
 import argparse
 
-from gbsbi.configuration import dumps, load_config
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gbsbi.configuration import dumps, load_config
+
     config, prior, measurement = load_config(args.config)
     if args.json:
         print(dumps(config, prior, measurement))

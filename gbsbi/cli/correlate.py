@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import h5py
-import numpy as np
-
-from gbsbi.correlator import (
-    BAND_BYTES,
-    DetectorInfo,
-    EigerFrames,
-    Geometry,
-    Roi,
-    TwoTime,
-    auto_chunk_pixels,
-    correlate,
-    label_rois,
-    open_frames,
-    q_ring,
-)
+from gbsbi.cli.args import finite_float, nonnegative_float, positive_float, positive_int
 from gbsbi.errors import GbsbiError
-from gbsbi.io.atomic import atomic_path, check_writable
-from gbsbi.io.mapsfile import Maps, write_maps
-from gbsbi.summaries.phi import phi
+
+if TYPE_CHECKING:  # h5py, scipy and tqdm load when the command runs, not for --help
+    import numpy as np
+
+    from gbsbi.correlator import DetectorInfo, Geometry, Roi
+    from gbsbi.correlator.frames import FrameSource
+
+#: The correlator's budgets in MiB (gbsbi.correlator BAND_BYTES and store.STORE_BYTES; a test
+#: keeps them equal), written here so that --help does not load numpy.
+BAND_MIB, STORE_MIB = 256, 512
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,45 +26,54 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="two-time maps from photon-count frames (.npy stack or Eiger master HDF5)",
         description="Correlate photon-count frames into two-time maps C(t1, t2) = "
         "<n_p(t1) n_p(t2)>_p / (<n_p(t1)>_p <n_p(t2)>_p), one per ROI (q-rings or a label "
-        "mask), in one pass over bands of detector rows (memory bounded by --chunk-pixels). "
-        "Writes a gbsbi maps file with the checkerboard half-maps C_half_a, C_half_b beside "
-        "C, and prints each ROI's plain and split-half Phi.",
+        "mask). The frames are read once (every compressed chunk of an Eiger file is "
+        "decompressed once) into a pixel-major store of the ROI pixels' counts, in memory up "
+        f"to {STORE_MIB} MiB and otherwise in a scratch file (--scratch); then "
+        "each ROI is correlated in bands of --chunk-pixels pixels. Memory: about 2.5 GB at "
+        "10,000 frames, whatever the number of ROIs and pixels. Writes a gbsbi maps file "
+        "with the checkerboard half-maps C_half_a, C_half_b beside C, and prints each ROI's "
+        "plain and split-half Phi.",
     )
     p.add_argument("frames", metavar="FRAMES",
                    help="frames: .npy stack (T, rows, cols) or Eiger master file "
                    "(entry/data/data_000001, ...)")
     p.add_argument("--out", required=True, metavar="FILE", help="output maps file (HDF5)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     roi = p.add_mutually_exclusive_group(required=True)
-    roi.add_argument("--q-ring", nargs=2, type=float, action="append", metavar=("QMIN", "QMAX"),
+    roi.add_argument("--q-ring", nargs=2, type=nonnegative_float, action="append",
+                     metavar=("QMIN", "QMAX"),
                      help="a q-ring ROI, q in nm^-1 (QMIN <= q < QMAX); repeat for several")
     roi.add_argument("--labels", metavar="FILE",
                      help="integer label mask .npy (rows, cols): 0 excluded, each label one ROI")
-    p.add_argument("--center", nargs=2, type=float, metavar=("ROW", "COL"),
+    p.add_argument("--center", nargs=2, type=finite_float, metavar=("ROW", "COL"),
                    help="beam centre in pixels, zero-based (Eiger default: beam_center_y, _x)")
-    p.add_argument("--pixel-size", type=float, metavar="UM",
+    p.add_argument("--pixel-size", type=positive_float, metavar="UM",
                    help="pixel size in micrometres (Eiger default: x_pixel_size)")
-    p.add_argument("--distance", type=float, metavar="M",
+    p.add_argument("--distance", type=positive_float, metavar="M",
                    help="sample-detector distance in m (Eiger default: detector_distance)")
-    p.add_argument("--wavelength", type=float, metavar="ANGSTROM",
+    p.add_argument("--wavelength", type=positive_float, metavar="ANGSTROM",
                    help="X-ray wavelength in Angstrom (Eiger default: incident_wavelength)")
     p.add_argument("--mask", metavar="FILE",
                    help="valid-pixel mask .npy (rows, cols): nonzero = use, 0 = dead/excluded "
                    "(combined with an Eiger file's pixel_mask)")
-    p.add_argument("--temperature", type=float, metavar="K",
+    p.add_argument("--temperature", type=positive_float, metavar="K",
                    help="sample temperature in K (required unless the file has "
                    "entry/sample/temperature)")
-    p.add_argument("--frame-time", type=float, metavar="S",
+    p.add_argument("--frame-time", type=positive_float, metavar="S",
                    help="time between frames in s (Eiger default: "
                    "entry/instrument/detector/frame_time)")
     p.add_argument("--drop-frames", metavar="LIST",
                    help="frames to drop (NaN rows/cols), zero-based, e.g. 3,17,40-45")
-    p.add_argument("--chunk-pixels", type=int, metavar="N",
-                   help="detector pixels read per band (whole rows, at least one): memory about "
-                   "T x N x (itemsize + 8) bytes (default: a band of "
-                   f"{BAND_BYTES // 2**20} MiB)")
-    p.add_argument("--split-block", type=int, default=1, metavar="PIXELS",
+    p.add_argument("--chunk-pixels", type=positive_int, metavar="N",
+                   help="ROI pixels correlated per band: memory about T x N x (itemsize + 8) "
+                   f"bytes (default: a band of {BAND_MIB} MiB)")
+    p.add_argument("--split-block", type=positive_int, default=1, metavar="PIXELS",
                    help="checkerboard block edge for the split halves, about the speckle size "
                    "(default 1)")
+    p.add_argument("--scratch", metavar="DIR",
+                   help="folder for the scratch file of the ROI pixels' counts when they exceed "
+                   f"{STORE_MIB} MiB, T x pixels x itemsize bytes (default: the "
+                   "system temp folder, $TMPDIR)")
     p.set_defaults(func=run)
 
 
@@ -87,6 +87,8 @@ def parse_frame_list(text: str, n_frames: int) -> np.ndarray:
     Returns:
         Flags, shape (T,), bool.
     """
+    import numpy as np
+
     flags = np.zeros(n_frames, dtype=bool)
     for item in text.split(","):
         first, sep, last = item.strip().partition("-")
@@ -103,6 +105,8 @@ def parse_frame_list(text: str, n_frames: int) -> np.ndarray:
 
 def _load_image(path: str, what: str, shape: tuple[int, int]) -> np.ndarray:
     """A 2-d ``.npy`` image (mask or labels) checked against the frames' (rows, cols)."""
+    import numpy as np
+
     try:
         image = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -127,11 +131,17 @@ def _geometry(args: argparse.Namespace, info: DetectorInfo) -> Geometry:
     if missing:
         raise GbsbiError(f"the q of each ROI needs the geometry: give {', '.join(missing)} "
                          f"(not found in {args.frames})")
+    from gbsbi.correlator import Geometry
+
     return Geometry(**values)
 
 
 def _rois(args: argparse.Namespace, info: DetectorInfo, shape: tuple[int, int]) -> list[Roi]:
     """The ROIs from --q-ring or --labels, with the file's pixel mask and --mask applied."""
+    import numpy as np
+
+    from gbsbi.correlator import label_rois, q_ring
+
     valid = np.ones(shape, dtype=bool) if info.valid is None else info.valid
     if args.mask:
         valid = valid & (_load_image(args.mask, "mask", shape) != 0)
@@ -145,6 +155,8 @@ def _rois(args: argparse.Namespace, info: DetectorInfo, shape: tuple[int, int]) 
 def _condition(flag_value: float | None, file_value: float | None, flag: str, frames: str,
                where: str, unit: str) -> float:
     """A positive scalar from its flag, else from the frames file, else an error naming both."""
+    import numpy as np
+
     value = flag_value if flag_value is not None else file_value
     if value is None:
         raise GbsbiError(f"{flag} ({unit}) is required: {frames} has no {where}")
@@ -154,7 +166,15 @@ def _condition(flag_value: float | None, file_value: float | None, flag: str, fr
 
 
 def run(args: argparse.Namespace) -> int:
-    out = check_writable(args.out)
+    import hashlib
+    import json
+
+    import numpy as np
+
+    from gbsbi.correlator import EigerFrames, auto_chunk_pixels, open_frames
+    from gbsbi.io.atomic import check_new
+
+    out = check_new(args.out, args.overwrite)
     with open_frames(args.frames) as source:
         T, rows, cols = source.shape
         info = source.info
@@ -166,58 +186,90 @@ def run(args: argparse.Namespace) -> int:
         frame_time = _condition(
             args.frame_time, info.frame_time, "--frame-time", args.frames,
             "entry/instrument/detector/frame_time" if eiger else f"frame time{npy}", "s")
+        for note in info.notes:
+            print(note)
         rois = _rois(args, info, (rows, cols))
-        dropped = parse_frame_list(args.drop_frames, T) if args.drop_frames else None
+        flagged = parse_frame_list(args.drop_frames, T) if args.drop_frames else np.zeros(T, bool)
         chunk = args.chunk_pixels
         if chunk is None:
             chunk = auto_chunk_pixels(T, np.dtype(source.dtype).itemsize)
-        result = correlate(source, rois, chunk, dropped, progress=True)
-    phi_plain = phi(result.C)
-    phi_split = phi(result.C_half_a, result.C_half_b)
-    config = {
-        "frames": str(Path(args.frames).resolve()),
-        "rois": [{"name": r.name, "q": r.q, "n_pixels": int(r.pixels.size)} for r in rois],
-        "chunk_pixels": chunk, "split_block": args.split_block,
-        "frame_time": frame_time, "temperature": temperature,
-        "dropped": np.flatnonzero(result.dropped).tolist(),
-    }
-    _write(out, result, config, temperature, frame_time, Path(args.frames).stem,
-           phi_plain, phi_split)
-    _report(out, result, phi_plain, phi_split, T)
+        config = {
+            "frames": str(Path(args.frames).resolve()),
+            "rois": [{"name": r.name, "q": r.q, "n_pixels": int(r.pixels.size)} for r in rois],
+            "chunk_pixels": chunk, "split_block": args.split_block,
+            "frame_time": frame_time, "temperature": temperature,
+            "dropped": np.flatnonzero(flagged).tolist(),
+        }
+        text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+        attrs = {"kind": "correlate", "config": text,
+                 "config_hash": hashlib.sha256(text.encode()).hexdigest()}
+        report = _write(out, source, rois, chunk, flagged, args.scratch, attrs,
+                        np.arange(T) * frame_time, temperature, Path(args.frames).stem)
+    _report(out, rois, report, T)
     return 0
 
 
-def _write(out: Path, result: TwoTime, config: dict, temperature: float, frame_time: float,
-           stem: str, phi_plain: np.ndarray, phi_split: np.ndarray) -> None:
-    """The maps file, plus the half-maps and bookkeeping, written atomically."""
-    n, T = result.C.shape[:2]
-    maps = Maps(result.C, np.arange(T) * frame_time, np.full(n, temperature), result.q,
-                scan=np.array([f"{stem}/{name}" for name in result.names]))
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    attrs = {"kind": "correlate", "config": text,
-             "config_hash": hashlib.sha256(text.encode()).hexdigest()}
-    with atomic_path(out) as tmp:
-        write_maps(tmp, maps, attrs)
-        with h5py.File(tmp, "a") as f:
-            for name in ("C_half_a", "C_half_b"):
-                f.create_dataset(name, data=getattr(result, name).astype(np.float32),
-                                 chunks=(1, T, T), compression="gzip", shuffle=True)
-            f["n_pixels"] = result.n_pixels
-            f["mean_counts"] = result.mean_counts
-            f["dropped"] = result.dropped
-            f["phi"] = phi_plain
-            f["phi_split_half"] = phi_split
+def _write(out: Path, source: FrameSource, rois: list[Roi], chunk: int, flagged: np.ndarray,
+           scratch: str | None, attrs: dict, t: np.ndarray, temperature: float,
+           stem: str) -> dict[str, np.ndarray]:
+    """Correlate ROI by ROI into the maps file (written atomically), each map as soon as it is
+    computed, then the bookkeeping and each ROI's Phi, read back one ROI at a time.
+
+    Returns:
+        The bookkeeping datasets and the Phi of each ROI, for the report.
+    """
+    import h5py
+    import numpy as np
+
+    from gbsbi.correlator import MAP_NAMES, correlate_rois, dropped_frames, mean_counts
+    from gbsbi.io.atomic import atomic_path
+    from gbsbi.io.mapsfile import create_maps, map_chunks
+    from gbsbi.summaries.phi import phi
+
+    n, T = len(rois), len(t)
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        create_maps(f, n, t, np.full(n, temperature), [r.q for r in rois], attrs)
+        for name in MAP_NAMES[:2]:
+            f.create_dataset(name, (n, T, T), dtype=np.float32, chunks=map_chunks(T),
+                             compression="gzip", shuffle=True)
+        f.create_dataset("scan", data=np.array([f"{stem}/{r.name}" for r in rois], dtype=object),
+                         dtype=h5py.string_dtype())
+        sums, n_pixels, excluded = [], [], []
+        for k, result in enumerate(correlate_rois(source, rois, chunk, flagged, True, scratch)):
+            for name in MAP_NAMES:
+                f[name][k] = result.map(name)
+            sums.append(result.sums)
+            n_pixels.append(result.n_pixels)
+            excluded.append(result.n_excluded)
+            del result  # the accumulators go before the next ROI's are made
+        dropped = dropped_frames(flagged, sums)
+        report = {
+            "n_pixels": np.stack(n_pixels),
+            "n_excluded": np.array(excluded, dtype=np.int64),
+            "mean_counts": np.stack([mean_counts(s, m, dropped)
+                                     for s, m in zip(sums, n_pixels, strict=True)]),
+            "dropped": dropped,
+            "phi": np.array([phi(f["C"][k]) for k in range(n)]),
+            "phi_split_half": np.array([phi(f["C_half_a"][k], f["C_half_b"][k])
+                                        for k in range(n)]),
+        }
+        for name in ("n_pixels", "mean_counts", "dropped", "phi", "phi_split_half"):
+            f[name] = report[name]
+    return report
 
 
-def _report(out: Path, result: TwoTime, phi_plain: np.ndarray, phi_split: np.ndarray,
-            T: int) -> None:
-    width = max(len("ROI"), *(len(name) for name in result.names))
+def _report(out: Path, rois: list[Roi], report: dict[str, np.ndarray], T: int) -> None:
+    import numpy as np
+
+    width = max(len("ROI"), *(len(roi.name) for roi in rois))
     print(f"{'ROI':<{width}}  q [nm^-1]  pixels  <n> [counts/px/frame]  Phi    Phi split-half")
-    for k, name in enumerate(result.names):
-        excluded = f" ({result.n_excluded[k]} excluded)" if result.n_excluded[k] else ""
-        mean = np.nanmean(result.mean_counts[k])
-        print(f"{name:<{width}}  {result.q[k]:9.4g}  {result.n_pixels[k].sum():6d}  "
-              f"{mean:21.4g}  {phi_plain[k]:5.3f}  {phi_split[k]:6.3f}{excluded}")
-    dropped = int(result.dropped.sum())
-    print(f"wrote {out}: {len(result.names)} map(s) of {T} frames"
+    for k, roi in enumerate(rois):
+        n_excluded = report["n_excluded"][k]
+        excluded = f" ({n_excluded} excluded)" if n_excluded else ""
+        mean = np.nanmean(report["mean_counts"][k])
+        print(f"{roi.name:<{width}}  {roi.q:9.4g}  {report['n_pixels'][k].sum():6d}  "
+              f"{mean:21.4g}  {report['phi'][k]:5.3f}  {report['phi_split_half'][k]:6.3f}"
+              f"{excluded}")
+    dropped = int(report["dropped"].sum())
+    print(f"wrote {out}: {len(rois)} map(s) of {T} frames"
           f"{f', {dropped} dropped' if dropped else ''}")

@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from gbsbi.cli.args import nonnegative_int
+
 
 @dataclass(frozen=True)
 class DemoSize:
@@ -48,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="demo-output", metavar="DIR",
                    help="output folder (default demo-output)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
     p.add_argument("--quick", action="store_true", help="a tiny run (seconds), for tests")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=run)
@@ -56,20 +58,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gbsbi.errors import GbsbiError
+    from gbsbi.io.atomic import output_folder
 
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise GbsbiError(f"{out} exists and is not empty; pass --overwrite or choose --out")
-    created = not out.exists()
-    try:
-        if args.overwrite and out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and any(out.iterdir()):
+        if not args.overwrite:
+            raise GbsbiError(f"{out} exists and is not empty; pass --overwrite or choose --out")
+        shutil.rmtree(out)
+    with output_folder(out):  # a run that fails leaves nothing it created
         _demo(out, QUICK if args.quick else FULL, args.seed)
-    except BaseException:
-        if created and out.exists():  # leave nothing behind from a run that failed
-            shutil.rmtree(out)
-        raise
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from gbsbi.cli.args import nonnegative_int, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,10 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("bank", metavar="BANK.h5", nargs="?",
                    help="simulation bank (default: the model's training bank)")
     p.add_argument("--out", required=True, metavar="UMAP.png", help="the figure (PNG)")
-    p.add_argument("--n-sim", type=int, default=1000,
+    p.add_argument("--n-sim", type=positive_int, default=1000,
                    help="simulated maps drawn from the bank (default 1000)")
-    p.add_argument("--neighbors", type=int, default=15, help="UMAP's n_neighbors (default 15)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the draw and of UMAP (0)")
+    p.add_argument("--neighbors", type=positive_int, default=15,
+                   help="UMAP's n_neighbors (default 15)")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="seed of the draw and of UMAP (0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing figure")
     p.set_defaults(func=run)
 

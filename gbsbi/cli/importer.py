@@ -8,44 +8,50 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gbsbi.cli.args import positive_float, positive_int
 from gbsbi.errors import GbsbiError
-from gbsbi.io.atomic import check_writable
-from gbsbi.io.beamline import FORMATS
-from gbsbi.io.importers import DEFAULT_FRAMES, ImportOptions, import_maps
-from gbsbi.io.mapsfile import write_maps
+from gbsbi.io.rawmaps import FORMATS
+
+#: The model's frames, ExperimentConfig().n_frames (a test keeps them equal), written here so
+#: that --help does not load numpy.
+MODEL_FRAMES = 128
 
 DESCRIPTION = f"""\
 Read two-time maps C(t1, t2) from FILEs and write them, full and symmetric, on one frame grid,
-to a gbsbi maps file (SPEC section 5). Layouts: APS 8-ID-I results files (aps: NeXus era,
-aps-legacy: /exchange/C2T_all), pyCHX g12b arrays (.npy or a dataset of an .h5), plain .npy
-matrices or (n, T, T) stacks, and text matrices. Temperature, q and frame time come from the
-file where it records them; a flag, when given, wins; a value neither gives is an error naming
-the flag. Maps are binned (T a multiple of the target) or linearly interpolated onto --frames
-frames (default {DEFAULT_FRAMES}, the model's grid) over the same time window."""
+to a gbsbi maps file (docs/maps-file.md). Give the files first, then the flags: a flag that
+takes several values (--temperature, --q, ...) would also take a file named after it. Layouts:
+APS 8-ID-I results files (aps: NeXus era, aps-legacy: /exchange/C2T_all), pyCHX g12b arrays
+(.npy or a dataset of an .h5), plain .npy matrices or (n, T, T) stacks, and text matrices.
+Temperature, q and frame time come from the file where it records them (a temperature without
+units is read as degC, with a note); a flag, when given, wins; a value neither gives is an error
+naming the flag. Maps are binned (T a multiple of the target) or linearly interpolated onto --frames
+frames (default {MODEL_FRAMES}, the model's grid) over the same time window."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``import`` sub-command to the command line."""
     p = sub.add_parser(
-        "import", help="convert beamline two-time maps into a maps file", description=DESCRIPTION
+        "import", help="convert beamline two-time maps into a maps file", description=DESCRIPTION,
+        usage="gbsbi import FILE [FILE ...] --out OUT [options]",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="input files, concatenated in order")
     p.add_argument("--out", required=True, help="output maps file (HDF5)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument(
         "--format", default="auto", choices=FORMATS,
         help="input layout (default: auto, by extension and HDF5 content)",
     )
     p.add_argument("--key", help="dataset of pyCHX g12b maps in an .h5 file (implies pychx)")
     p.add_argument(
-        "--temperature", type=float, nargs="+", metavar="K",
+        "--temperature", type=positive_float, nargs="+", metavar="K",
         help="temperature in K: one value, one per map or one per file",
     )
     p.add_argument(
-        "--q", type=float, nargs="+", metavar="NM-1",
+        "--q", type=positive_float, nargs="+", metavar="NM-1",
         help="q in nm^-1: one value, one per map or one per file",
     )
     p.add_argument(
-        "--frame-time", type=float, nargs="+", metavar="S",
+        "--frame-time", type=positive_float, nargs="+", metavar="S",
         help="time between stored frames in s: one value or one per file",
     )
     p.add_argument("--scan", nargs="+", metavar="NAME", help="scan names, one per map or file")
@@ -54,8 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="material or grain-size group: one, one per map or one per file",
     )
     p.add_argument(
-        "--frames", type=int, metavar="N",
-        help=f"frames T of the output grid (default {DEFAULT_FRAMES})",
+        "--frames", type=positive_int, metavar="N",
+        help=f"frames T of the output grid (default {MODEL_FRAMES}, the model's)",
     )
     p.add_argument(
         "--no-resample", action="store_true",
@@ -70,9 +76,13 @@ def _tuple(values: list | None) -> tuple | None:
 
 def run(args: argparse.Namespace) -> int:
     """Import the files and write the maps file; returns the exit status."""
+    from gbsbi.io.atomic import check_new
+    from gbsbi.io.importers import DEFAULT_FRAMES, ImportOptions, import_maps
+    from gbsbi.io.mapsfile import write_maps
+
     if args.no_resample and args.frames is not None:
         raise GbsbiError("--frames and --no-resample contradict each other; pass one")
-    out = check_writable(args.out)
+    out = check_new(args.out, args.overwrite)
     n_frames = DEFAULT_FRAMES if args.frames is None else args.frames
     options = ImportOptions(
         fmt=args.format,

@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from gbsbi.cli.args import nonnegative_int, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL_DIR", help="model directory from `gbsbi train`")
     p.add_argument("maps", metavar="MAPS.h5", help="maps file")
     p.add_argument("--out", required=True, metavar="POSTERIORS.nc", help="posterior file")
-    p.add_argument("--draws", type=int, default=4000, help="draws per scan (default 4000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the draws (default 0)")
+    p.add_argument("--draws", type=positive_int, default=4000, help="draws per scan (default 4000)")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="random seed of the draws (default 0)")
     p.add_argument("--no-plots", action="store_true", help="write no figures")
     p.add_argument("--head", choices=("auto", "global", "group"), default="auto",
                    help="point models: auto (default) the head fine-tuned for each scan's "

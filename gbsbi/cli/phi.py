@@ -2,15 +2,10 @@
 noise-robust."""
 
 import argparse
-import csv
 import sys
 
-import h5py
-import numpy as np
-
-from gbsbi.io.mapsfile import read_maps
-from gbsbi.summaries.phi import phi
-from gbsbi.summaries.phi_noise import phi_corrected
+#: Bytes of maps read at a time (float32): memory stays bounded for long maps.
+READ_BYTES = 256 * 2**20
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,21 +17,40 @@ def register(sub: argparse._SubParsersAction) -> None:
         "where the file holds the maps of two pixel halves (C_half_a, C_half_b, as written by "
         "`gbsbi correlate`), the split-half one.",
     )
-    p.add_argument("maps", help="maps file (SPEC section 5)")
+    p.add_argument("maps", help="maps file (docs/maps-file.md)")
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing CSV file")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    maps = read_maps(args.maps)
-    plain = phi(maps.C)
-    corrected = phi_corrected(maps.C)
-    with h5py.File(args.maps, "r") as f:
-        halves = [f[k][()] for k in ("C_half_a", "C_half_b") if k in f]
-    split = phi(*halves) if len(halves) == 2 else np.full(len(maps), np.nan)
-    names = maps.scan if maps.scan is not None else [f"map {k}" for k in range(len(maps))]
+    import csv
+
+    import numpy as np
+
+    from gbsbi.io.atomic import atomic_path, check_new
+    from gbsbi.io.mapsfile import open_maps_file
+    from gbsbi.summaries.phi import phi
+    from gbsbi.summaries.phi_noise import phi_corrected
+
+    if args.csv:
+        check_new(args.csv, args.overwrite)
+    with open_maps_file(args.maps) as reader:
+        temperature = reader.values("temperature", finite=True, positive=True)
+        q = reader.values("q", finite=True, positive=True)
+        names = reader.text("scan") if reader.has("scan") else [f"map {k}" for k in
+                                                                  range(reader.n)]
+        halves = reader.halves()
+        plain, corrected, split = (np.full(reader.n, np.nan) for _ in range(3))
+        step = max(1, READ_BYTES // (4 * reader.T * reader.T))
+        for lo in range(0, reader.n, step):
+            part = slice(lo, min(lo + step, reader.n))
+            C = reader.maps(part)
+            plain[part], corrected[part] = phi(C), phi_corrected(C)
+            if halves:
+                split[part] = phi(reader.maps(part, halves[0]), reader.maps(part, halves[1]))
     rows = [
-        (str(name), maps.temperature[k], maps.q[k], plain[k], corrected[k], split[k])
+        (str(name), temperature[k], q[k], plain[k], corrected[k], split[k])
         for k, name in enumerate(names)
     ]
     header = ("scan", "T [K]", "q [nm^-1]", "Phi plain", "Phi corrected", "Phi split-half")
@@ -45,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         print(f"{row[0]:<{width}}  " + "  ".join(f"{v:>14.4g}" for v in row[1:]))
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
+        with atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(header)
             writer.writerows(rows)

@@ -1,23 +1,51 @@
-"""``gbsbi simulate``: simulation banks over the prior, or maps for given parameters."""
+"""``gbsbi simulate``: simulation banks over the prior, maps for given parameters, or
+pseudo-experiments.
+
+Three modes, by the flags given: a bank (the default), maps for given parameters (``--theta``)
+and pseudo-experiments (``--groups``). A flag that the mode would not use is refused rather than
+ignored (:data:`MODE_FLAGS`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import warnings
+from typing import TYPE_CHECKING
 
-import numpy as np
-from tqdm import tqdm
-
-from gbsbi.bank import BankSpec, block_rng, simulate_bank
-from gbsbi.configuration import load_config
+from gbsbi.cli.args import (
+    nonnegative_int,
+    positive_float,
+    positive_floats,
+    positive_int,
+)
 from gbsbi.errors import GbsbiError
-from gbsbi.io.atomic import check_writable
-from gbsbi.io.mapsfile import Maps, write_maps
-from gbsbi.summaries.phi import phi
-from simulators.config import ExperimentConfig, MeasurementPrior, Prior, config_hash
-from simulators.gb import two_time_maps
+
+if TYPE_CHECKING:  # numpy and the simulators load when a command runs, not for --help
+    import numpy as np
+
+    from simulators.config import ExperimentConfig, MeasurementPrior, Prior
+
+#: Defaults of the flags whose presence is checked against the mode (their default is None).
+DEFAULTS = {"block_size": 256, "workers": 1, "temperatures": (300.0, 350.0, 400.0, 450.0),
+            "repeats": 5, "counts": 0.05, "n_pix": 20_000, "beta": 0.2}
+#: The flags each mode takes, beyond --out, --seed, --config and --overwrite.
+MODE_FLAGS = {
+    "bank": {"n", "block_size", "workers", "scheduler", "resume", "measurement"},
+    "given": {"theta", "n", "temperature", "measurement", "counts", "n_pix", "beta"},
+    "pseudo": {"groups", "measurement", "temperatures", "repeats", "counts", "n_pix", "beta"},
+}
+#: Every flag of :data:`MODE_FLAGS`, as typed.
+FLAG_NAMES = {"n": "--n", "block_size": "--block-size", "workers": "--workers",
+              "scheduler": "--scheduler", "resume": "--resume", "measurement": "--measurement",
+              "theta": "--theta", "temperature": "--temperature", "counts": "--counts",
+              "n_pix": "--n-pix", "beta": "--beta", "groups": "--groups",
+              "temperatures": "--temperatures", "repeats": "--repeats"}
+_MODE_NAMES = {"bank": "a bank", "given": "--theta", "pseudo": "--groups"}
+#: Said when a bank is given a flag of measured maps.
+_BANK_NOTE = ("a bank draws T from the prior and the measurement nuisances from the "
+              "configuration's 'measurement' ranges (see `gbsbi config`)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,48 +54,90 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="simulate a bank of maps over the prior, or maps for given parameters",
         description="Simulate two-time maps. Without --theta: a bank of N maps with parameters "
         "drawn from the prior, resumable after an interruption (--resume) and parallel "
-        "(--workers, --scheduler). With --theta: maps for the given parameters.",
+        "(--workers, --scheduler). With --theta: maps for the given parameters, noiseless or "
+        "measured (--measurement with --counts, --n-pix, --beta). With --groups: "
+        "pseudo-experiments. A flag the chosen mode does not use is an error.",
     )
     p.add_argument("--out", required=True, metavar="FILE", help="output HDF5 file")
-    p.add_argument("--n", type=int, help="number of maps (default 2000; 1 with --theta)")
-    p.add_argument("--seed", type=int, default=0, help="root random seed (default 0)")
+    p.add_argument("--n", type=positive_int, help="number of maps (default 2000; 1 with --theta)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="root random seed (default 0)")
     p.add_argument("--config", metavar="FILE", help="JSON configuration (see `gbsbi config`)")
-    p.add_argument("--block-size", type=int, default=256, help="maps per block (default 256)")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--block-size", type=positive_int,
+                   help=f"maps per block of a bank (default {DEFAULTS['block_size']})")
+    p.add_argument("--workers", type=positive_int,
+                   help=f"local worker processes for a bank (default {DEFAULTS['workers']})")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask distributed scheduler address")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("--resume", action="store_true", default=None,
+                   help="continue an interrupted bank")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument(
         "--theta", metavar="D=..,sigma=..,c=..",
         help="simulate these parameters (D in nm^2/s, sigma in J/m^2, c in [0, 1]) instead of "
         "drawing from the prior; --n gives the number of replicates (default 1 here)",
     )
-    p.add_argument("--temperature", type=float, metavar="K", help="temperature for --theta")
+    p.add_argument("--temperature", type=positive_float, metavar="K",
+                   help="temperature for --theta")
     p.add_argument(
-        "--measurement", choices=("none", "fast", "exact"), default="none",
-        help="simulate maps as measured: none (noiseless), fast (fast noise model) or exact "
-        "(photon-counting speckle pixels); nuisance ranges come from the configuration's "
-        "'measurement' part",
+        "--measurement", choices=("none", "fast", "exact"),
+        help="simulate maps as measured: none (noiseless, the default), fast (fast noise model) "
+        "or exact (photon-counting speckle pixels); a bank draws counts, N_pix and beta from "
+        "the configuration's 'measurement' ranges, --theta and --groups take --counts, "
+        "--n-pix and --beta",
     )
-    pseudo = p.add_argument_group(
-        "pseudo-experiments",
+    measured = p.add_argument_group(
+        "measured maps for --theta and pseudo-experiments",
         "with --groups: G groups, each with one theta from the prior, measured at every "
         "temperature --repeats times (default 3 x 4 x 5 = 60 maps), written as a maps file "
-        "with known theta, groups and split-half maps",
+        "with known theta, groups and split-half maps; with --theta and --measurement fast or "
+        "exact: the given parameters measured at these settings",
     )
-    pseudo.add_argument("--groups", type=int, metavar="G", help="number of groups")
-    pseudo.add_argument("--temperatures", default="300,350,400,450", metavar="K,K,...",
-                        help="temperatures in K (default 300,350,400,450)")
-    pseudo.add_argument("--repeats", type=int, default=5, help="maps per group and temperature")
-    pseudo.add_argument("--counts", type=float, default=0.05,
-                        help="mean photon counts per pixel per frame (default 0.05)")
-    pseudo.add_argument("--n-pix", type=int, default=20_000, help="pixels (default 20000)")
-    pseudo.add_argument("--beta", type=float, default=0.2, help="speckle contrast (default 0.2)")
+    measured.add_argument("--groups", type=positive_int, metavar="G", help="number of groups")
+    measured.add_argument("--temperatures", type=positive_floats, metavar="K,K,...",
+                          help="temperatures in K (default 300,350,400,450)")
+    measured.add_argument("--repeats", type=positive_int,
+                          help=f"maps per group and temperature (default {DEFAULTS['repeats']})")
+    measured.add_argument("--counts", type=positive_float,
+                          help="mean photon counts per pixel per frame (default "
+                          f"{DEFAULTS['counts']})")
+    measured.add_argument("--n-pix", type=positive_int,
+                          help=f"pixels, at least 2 (default {DEFAULTS['n_pix']})")
+    measured.add_argument("--beta", type=positive_float,
+                          help=f"speckle contrast in (0, 1] (default {DEFAULTS['beta']})")
     p.set_defaults(func=run)
+
+
+def _mode(args: argparse.Namespace) -> str:
+    """The mode the flags ask for, after refusing the flags it would not use."""
+    if args.theta is not None and args.groups is not None:
+        raise GbsbiError("--theta and --groups are two modes; pass one")
+    mode = "given" if args.theta is not None else "pseudo" if args.groups is not None else "bank"
+    given = [name for name in FLAG_NAMES if getattr(args, name) is not None]
+    unused = [name for name in given if name not in MODE_FLAGS[mode]]
+    if unused:
+        whose = [f"{FLAG_NAMES[name]} is for " + " and ".join(
+            _MODE_NAMES[m] for m in MODE_FLAGS if name in MODE_FLAGS[m]) for name in unused]
+        note = f"; {_BANK_NOTE}" if mode == "bank" else ""
+        raise GbsbiError(f"{', '.join(FLAG_NAMES[n] for n in unused)} cannot be used with "
+                         f"{_MODE_NAMES[mode]} ({'; '.join(whose)}){note}")
+    if mode == "given" and (args.measurement or "none") == "none":
+        settings = [FLAG_NAMES[k] for k in ("counts", "n_pix", "beta") if getattr(args, k)]
+        if settings:
+            raise GbsbiError(f"{', '.join(settings)} set the measurement of --theta maps: "
+                             "pass --measurement fast or exact as well")
+    for name, value in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.measurement is None:
+        args.measurement = "none"
+    return mode
 
 
 def parse_theta(text: str) -> np.ndarray:
     """Parse ``D=..,sigma=..,c=..`` into (D, sigma, c), checking physical validity."""
+    import math
+
+    import numpy as np
+
     values = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
@@ -78,6 +148,8 @@ def parse_theta(text: str) -> np.ndarray:
             values[key] = float(value)
         except ValueError:
             raise GbsbiError(f"--theta: {key}={value!r} is not a number") from None
+        if not math.isfinite(values[key]):
+            raise GbsbiError(f"--theta: {key} must be a finite number, got {value!r}")
     missing = [k for k in ("D", "sigma", "c") if k not in values]
     if missing:
         raise GbsbiError(f"--theta: missing {', '.join(missing)}")
@@ -91,106 +163,150 @@ def parse_theta(text: str) -> np.ndarray:
     return np.array([D, sigma, c])
 
 
+def _check_settings(args: argparse.Namespace) -> None:
+    if args.n_pix < 2 or not 0 < args.beta <= 1:
+        raise GbsbiError(f"need --n-pix >= 2 and 0 < --beta <= 1, got --n-pix {args.n_pix} "
+                         f"and --beta {args.beta:g}")
+
+
 def run(args: argparse.Namespace) -> int:
+    from gbsbi.configuration import load_config
+
+    mode = _mode(args)
     config, prior, nuisance = load_config(args.config)
-    if args.theta is not None:
-        return _run_given(args, config)
-    if args.groups is not None:
+    if mode == "given":
+        return _run_given(args, config, nuisance)
+    if mode == "pseudo":
         return _run_pseudo(args, config, prior, nuisance)
-    if args.temperature is not None:
-        raise GbsbiError("--temperature is only used with --theta (banks draw T from the prior)")
+    return _run_bank(args, config, prior, nuisance)
+
+
+def _run_bank(
+    args: argparse.Namespace, config: ExperimentConfig, prior: Prior, nuisance: MeasurementPrior
+) -> int:
+    from tqdm import tqdm
+
+    from gbsbi.bank import BankSpec, simulate_bank
+
     n = 2000 if args.n is None else args.n
     spec = BankSpec(config, prior, n, args.seed, args.block_size, args.measurement, nuisance)
-    bar = tqdm(total=spec.n, unit="map", desc="simulate", disable=None, smoothing=0.1)
     finished = []
+    with tqdm(total=spec.n, unit="map", desc="simulate", disable=None, smoothing=0.1) as bar:
 
-    def progress(k: int) -> None:
-        finished.append(k)
-        bar.update(k)
+        def progress(k: int) -> None:
+            finished.append(k)
+            bar.update(k)
 
-    try:
-        content = simulate_bank(
-            args.out, spec, resume=args.resume, overwrite=args.overwrite,
-            workers=args.workers, scheduler=args.scheduler, progress=progress,
-        )
-    except KeyboardInterrupt:
-        bar.close()
-        print(
-            f"interrupted after {sum(finished)} of {spec.n} maps; finished blocks are kept, "
-            f"continue with the same command and --resume", file=sys.stderr,
-        )
-        return 130
-    bar.close()
+        try:
+            content = simulate_bank(
+                args.out, spec, resume=bool(args.resume), overwrite=args.overwrite,
+                workers=args.workers, scheduler=args.scheduler, progress=progress,
+                note=lambda line: tqdm.write(f"gbsbi simulate: note: {line}", file=sys.stderr),
+            )
+        except KeyboardInterrupt:
+            bar.close()
+            done = sum(finished)
+            kept = ("finished blocks are kept, continue with the same command and --resume"
+                    if done else "nothing was kept")
+            print(f"gbsbi simulate: interrupted after {done} of {spec.n} maps; {kept}",
+                  file=sys.stderr)
+            return 130
     print(f"wrote {args.out}: {spec.n} maps of {config.n_frames} frames, content {content[:12]}")
     return 0
 
 
-def _run_given(args: argparse.Namespace, config: ExperimentConfig) -> int:
+def _run_given(
+    args: argparse.Namespace, config: ExperimentConfig, nuisance: MeasurementPrior
+) -> int:
+    import numpy as np
+
+    from gbsbi.bank import block_rng
+    from gbsbi.io.atomic import check_new
+    from gbsbi.io.mapsfile import Maps, write_maps
+    from gbsbi.summaries.phi import phi
+    from simulators.config import config_hash
+
     theta = parse_theta(args.theta)
     if args.temperature is None:
         raise GbsbiError("--theta needs --temperature K")
-    if not args.temperature > 0:
-        raise GbsbiError(f"--temperature must be > 0 K, got {args.temperature}")
+    check_new(args.out, args.overwrite)
     n = 1 if args.n is None else args.n
-    if n < 1:
-        raise GbsbiError(f"--n must be at least 1, got {n}")
     thetas = np.tile(theta, (n, 1))
     temperature = np.full(n, args.temperature)
-    maps = two_time_maps(thetas, temperature, config, block_rng(args.seed, 0))
-    text = config_json_given(config, theta, args.temperature, n, args.seed)
-    out = Maps(maps, config.t, temperature, np.full(n, config.q), theta=thetas)
-    write_maps(
-        args.out, out,
-        attrs={"kind": "given", "config": text, "config_hash": config_hash(text),
-               "seed": args.seed, "phi": phi(maps)},
-    )
-    values = ", ".join(f"{v:.3f}" for v in phi(maps)[:5])
-    print(f"wrote {args.out}: {n} map(s), Phi = {values}{' ...' if n > 5 else ''}")
+    rng = block_rng(args.seed, 0)
+    measurement = None
+    extra = {}
+    if args.measurement == "none":
+        from simulators.gb import two_time_maps
+
+        maps = two_time_maps(thetas, temperature, config, rng)
+        extra["phi"] = phi(maps)
+    else:
+        from gbsbi.summaries.phi_noise import phi_corrected
+        from simulators.measured import measured_maps
+
+        _check_settings(args)
+        measurement = {"mode": args.measurement, "counts": args.counts, "n_pix": args.n_pix,
+                       "beta": args.beta, "fixed": nuisance.to_dict()}
+        fixed = {"counts": np.full(n, args.counts), "n_pix": np.full(n, args.n_pix),
+                 "beta": np.full(n, args.beta)}
+        out = measured_maps(thetas, temperature, config, fixed, args.measurement, nuisance, rng)
+        maps = out["C"]
+        extra = {"C_half_a": out["C_a"], "C_half_b": out["C_b"], "phi": phi(maps),
+                 "phi_corrected": phi_corrected(maps), "phi_noiseless": phi(out["C_noiseless"]),
+                 "phi_split_half": phi(out["C_a"], out["C_b"])}
+    text = config_json_given(config, theta, args.temperature, n, args.seed, measurement)
+    result = Maps(maps, config.t, temperature, np.full(n, config.q), theta=thetas)
+    write_maps(args.out, result, extra=extra,
+               attrs={"kind": "given", "config": text, "config_hash": config_hash(text),
+                      "seed": args.seed})
+    values = ", ".join(f"{v:.3f}" for v in extra["phi"][:5])
+    how = "" if measurement is None else f", {args.measurement} measurement"
+    print(f"wrote {args.out}: {n} map(s){how}, Phi = {values}{' ...' if n > 5 else ''}")
     return 0
 
 
 def config_json_given(
-    config: ExperimentConfig, theta: np.ndarray, temperature: float, n: int, seed: int
+    config: ExperimentConfig,
+    theta: np.ndarray,
+    temperature: float,
+    n: int,
+    seed: int,
+    measurement: dict | None = None,
 ) -> str:
     """Canonical JSON of what determines maps simulated for given parameters."""
     data = {"experiment": config.to_dict(), "theta": theta.tolist(),
             "temperature": temperature, "n": n, "seed": seed}
+    if measurement is not None:
+        data["measurement"] = measurement
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-
-def _parse_temperatures(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise GbsbiError(f"--temperatures: expected K,K,..., found {text!r}") from None
-    if not all(v > 0 for v in values):
-        raise GbsbiError(f"--temperatures must be positive (K), got {text}")
-    return values
 
 
 def _run_pseudo(
     args: argparse.Namespace, config: ExperimentConfig, prior: Prior, nuisance: MeasurementPrior
 ) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from gbsbi.io.atomic import check_new
     from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments
 
     if args.measurement == "none":
         raise GbsbiError("pseudo-experiments (--groups) need --measurement fast or exact")
-    if args.groups < 1 or args.repeats < 1:
-        raise GbsbiError("--groups and --repeats must be at least 1")
-    if not args.counts > 0 or args.n_pix < 2 or not 0 < args.beta <= 1:
-        raise GbsbiError("need --counts > 0, --n-pix >= 2 and 0 < --beta <= 1")
-    check_writable(args.out)
-    if os.path.exists(args.out) and not args.overwrite:
-        raise GbsbiError(f"{args.out} exists; pass --overwrite to replace it")
-    spec = PseudoSpec(args.groups, _parse_temperatures(args.temperatures), args.repeats,
-                      args.counts, args.n_pix, args.beta, args.measurement, args.seed)
+    _check_settings(args)
+    check_new(args.out, args.overwrite)
+    spec = PseudoSpec(args.groups, tuple(args.temperatures), args.repeats, args.counts,
+                      args.n_pix, args.beta, args.measurement, args.seed)
     total = spec.groups * len(spec.temperatures) * spec.repeats
     with tqdm(total=total, unit="map", desc="pseudo-experiments", disable=None) as bar:
         maps, extra = write_pseudo_experiments(args.out, spec, config, prior, nuisance,
                                                progress=bar.update)
     print(f"wrote {args.out}: {total} maps ({spec.groups} groups x {len(spec.temperatures)} "
           f"temperatures x {spec.repeats} repeats, {spec.mode} measurement)")
+    with warnings.catch_warnings():  # an estimator NaN on every map gives a NaN median
+        warnings.simplefilter("ignore", RuntimeWarning)
+        errors = [np.nanmedian(np.abs(extra[k] - extra["phi_noiseless"]))
+                  for k in ("phi", "phi_corrected", "phi_split_half")]
     print("Phi median |error| vs noiseless: plain {:.3f}, corrected {:.3f}, split-half {:.3f}"
-          .format(*(np.nanmedian(np.abs(extra[k] - extra["phi_noiseless"]))
-                    for k in ("phi", "phi_corrected", "phi_split_half"))))
+          .format(*errors))
     return 0

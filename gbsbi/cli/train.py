@@ -4,7 +4,8 @@ unlabelled experimental maps; or the paper's point estimator (``--estimator poin
 from __future__ import annotations
 
 import argparse
-import math
+
+from gbsbi.cli.args import nonnegative_float, nonnegative_int, positive_float, positive_int
 
 #: Default weights of the adaptation terms, from studies/adaptation_weights.py (see README).
 DEFAULT_CORAL = 0.1
@@ -18,17 +19,6 @@ POINT_ADAPT_EPOCHS = 10
 POINT_FINE_TUNE_STEPS = 50
 POINT_FINE_TUNE_LEARNING_RATE = 1e-4
 POINT_FINE_TUNE_LAYERS = 2
-
-
-def finite_float(text: str) -> float:
-    """An argparse type: a finite number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,33 +40,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--experimental", metavar="MAPS.h5", help="unlabelled maps to adapt to")
     p.add_argument("--estimator", choices=("npe", "point"), default="npe",
                    help="npe: posterior estimator (default); point: the paper's regressor")
-    p.add_argument("--coral", type=finite_float, metavar="W",
+    p.add_argument("--coral", type=nonnegative_float, metavar="W",
                    help=f"weight of CORAL (default {DEFAULT_CORAL} with --experimental, "
                    f"{POINT_CORAL} for --estimator point, else 0)")
-    p.add_argument("--phi-weight", type=finite_float, metavar="W",
+    p.add_argument("--phi-weight", type=nonnegative_float, metavar="W",
                    help=f"weight of the Phi-consistency term (default {DEFAULT_PHI} with "
                    f"--experimental, {POINT_PHI} for --estimator point, else 0)")
     point = p.add_argument_group("point estimator (--estimator point)")
-    point.add_argument("--adapt-learning-rate", type=finite_float, metavar="LR",
+    point.add_argument("--adapt-learning-rate", type=positive_float, metavar="LR",
                        help="Adam's step size in the adaptation stage "
                        f"(default {POINT_ADAPT_LEARNING_RATE:g})")
-    point.add_argument("--adapt-epochs", type=int, metavar="N",
+    point.add_argument("--adapt-epochs", type=positive_int, metavar="N",
                        help=f"most epochs of the adaptation stage (default {POINT_ADAPT_EPOCHS})")
     point.add_argument("--fine-tune-groups", action="store_true",
                        help="fine-tune a head per group of --experimental (needs a 'group' "
                        "dataset and a positive --phi-weight)")
-    point.add_argument("--fine-tune-steps", type=int, metavar="N",
+    point.add_argument("--fine-tune-steps", type=positive_int, metavar="N",
                        help=f"Adam steps per group (default {POINT_FINE_TUNE_STEPS})")
-    point.add_argument("--fine-tune-layers", type=int, metavar="K",
+    point.add_argument("--fine-tune-layers", type=positive_int, metavar="K",
                        help="last layers of the head that fine-tuning updates (default "
                        f"{POINT_FINE_TUNE_LAYERS})")
-    p.add_argument("--epochs", type=int, default=200,
+    p.add_argument("--epochs", type=positive_int, default=200,
                    help="most epochs (default 200; of the vanilla stage for --estimator point)")
-    p.add_argument("--patience", type=int, default=15,
+    p.add_argument("--patience", type=positive_int, default=15,
                    help="stop after this many epochs without a better validation NLL (default 15)")
-    p.add_argument("--batch-size", type=int, default=256, help="simulations per step (256)")
-    p.add_argument("--learning-rate", type=finite_float, default=1e-3, help="Adam (1e-3)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--batch-size", type=positive_int, default=256,
+                   help="simulations per step (256)")
+    p.add_argument("--learning-rate", type=positive_float, default=1e-3, help="Adam (1e-3)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="auto: a GPU when there is one (default)")
     p.add_argument("--cache", metavar="DIR", help="folder to cache the bank's reduced inputs")

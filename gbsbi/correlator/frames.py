@@ -1,8 +1,9 @@
 """Frame sources: photon-count stacks read one band of detector rows at a time.
 
-A frame source holds a stack of T frames of photon counts n(t, row, col) and hands out
-rectangular pixel blocks across all frames, ``read(rows, cols) -> (T, n_rows, n_cols)``, so the
-correlator never holds more than T x (block pixels) counts. Two layouts:
+A frame source holds a stack of T frames of photon counts n(t, row, col) and hands out blocks of
+whole frames, ``read_frames(t0, t1, rows, cols) -> (t1 - t0, n_rows, n_cols)``; ``frame_chunk``
+is the number of frames per compressed chunk of the file, so that a reader taking blocks of a
+multiple of it decompresses every chunk once. Two layouts:
 
 - ``.npy`` stacks of shape (T, rows, cols), memory-mapped (``np.load(mmap_mode="r")``);
 - Eiger master HDF5 files: ``entry/data/data_000001``, ``data_000002``, ... (each (T_i, rows,
@@ -19,10 +20,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from gbsbi.errors import GbsbiError
+from gbsbi.io.units import kelvin, scaled, unit_text
 
 #: Eiger/NeXus metadata paths.
 DETECTOR = "entry/instrument/detector"
@@ -47,6 +48,7 @@ class DetectorInfo:
         distance: sample-detector distance in m.
         wavelength: X-ray wavelength in Angstrom.
         temperature: sample temperature in K.
+        notes: how values were read where a unit was assumed or converted, one line each.
     """
 
     frame_time: float | None = None
@@ -56,6 +58,7 @@ class DetectorInfo:
     distance: float | None = None
     wavelength: float | None = None
     temperature: float | None = None
+    notes: tuple[str, ...] = ()
 
 
 def _check_dtype(path: Path, where: str, dtype: np.dtype) -> None:
@@ -92,9 +95,12 @@ class NpyFrames:
         self.dtype = array.dtype
         self.info = DetectorInfo()
 
-    def read(self, rows: slice, cols: slice) -> np.ndarray:
-        """Counts of a pixel block across all frames, shape (T, n_rows, n_cols)."""
-        return np.ascontiguousarray(self._array[:, rows, cols])
+    #: Frames per chunk: a .npy stack is one contiguous array.
+    frame_chunk = 1
+
+    def read_frames(self, t0: int, t1: int, rows: slice, cols: slice) -> np.ndarray:
+        """Counts of frames t0..t1 - 1 in a pixel block, shape (t1 - t0, n_rows, n_cols)."""
+        return np.ascontiguousarray(self._array[t0:t1, rows, cols])
 
     def close(self) -> None:
         """Release the memory map."""
@@ -107,17 +113,17 @@ class NpyFrames:
         self.close()
 
 
-def _scalar(f: h5py.File, path: str) -> tuple[float, str] | None:
+def _scalar(f: object, path: str) -> tuple[float, str] | None:
     """A scalar dataset's value and lower-case ``units`` attribute, or None if absent."""
+    import h5py
+
     try:
         ds = f[path]
     except (KeyError, OSError):
         return None
-    if not isinstance(ds, h5py.Dataset) or ds.size != 1:
+    if not isinstance(ds, h5py.Dataset) or ds.size != 1 or ds.dtype.kind not in "iuf":
         return None
-    units = ds.attrs.get("units", "")
-    units = units.decode() if isinstance(units, bytes) else str(units)
-    return float(np.asarray(ds[()]).ravel()[0]), units.strip().lower()
+    return float(np.asarray(ds[()]).ravel()[0]), unit_text(ds.attrs.get("units"))
 
 
 class EigerFrames:
@@ -134,8 +140,11 @@ class EigerFrames:
         self.path = Path(path)
         if not self.path.is_file():
             raise GbsbiError(f"{self.path}: no such file")
+        import h5py
+
         if importlib.util.find_spec("hdf5plugin") is not None:
             import hdf5plugin  # noqa: F401  (registers the bitshuffle/LZ4 filters Eiger uses)
+        self._notes: list[str] = []
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as err:
@@ -147,7 +156,9 @@ class EigerFrames:
             self._file.close()
             raise
 
-    def _find_blocks(self) -> list[tuple[str, h5py.Dataset]]:
+    def _find_blocks(self) -> list[tuple[str, object]]:
+        import h5py
+
         f = self._file
         group = f.get("entry/data")
         if not isinstance(group, h5py.Group):
@@ -180,17 +191,22 @@ class EigerFrames:
         rows, cols = blocks[0][1].shape[1:]
         self.shape = (sum(ds.shape[0] for _, ds in blocks), int(rows), int(cols))
         self.dtype = np.result_type(*(ds.dtype for _, ds in blocks))
+        self.frame_chunk = max((ds.chunks[0] if ds.chunks else 1) for _, ds in blocks)
         return blocks
 
     def _read_info(self) -> DetectorInfo:
         f = self._file
         valid = None
-        if PIXEL_MASK in f:
-            mask = f[PIXEL_MASK][()]
-            if mask.shape != self.shape[1:]:
-                raise GbsbiError(f"{self.path}: {PIXEL_MASK} has shape {mask.shape}, "
-                                 f"the frames {self.shape[1:]}")
-            valid = mask == 0
+        if f.get(PIXEL_MASK, getlink=True) is not None:
+            try:
+                node = f[PIXEL_MASK]
+                if getattr(node, "shape", None) != self.shape[1:] or node.dtype.kind not in "iub":
+                    found = getattr(node, "shape", "a group")
+                    raise GbsbiError(f"{self.path}: {PIXEL_MASK} must be integers of shape "
+                                     f"{self.shape[1:]} (the frames'), found {found}")
+                valid = node[()] == 0
+            except (KeyError, OSError, ValueError, TypeError) as err:
+                raise GbsbiError(f"{self.path}: cannot read {PIXEL_MASK} ({err})") from None
         x, y = _scalar(f, f"{DETECTOR}/beam_center_x"), _scalar(f, f"{DETECTOR}/beam_center_y")
         return DetectorInfo(
             frame_time=self._unit(FRAME_TIME, _TIME_UNITS, "s", 1.0),
@@ -201,45 +217,48 @@ class EigerFrames:
             wavelength=self._unit("entry/instrument/beam/incident_wavelength",
                                   _WAVELENGTH_UNITS, "angstrom", 1.0),
             temperature=self._temperature(),
+            notes=tuple(self._notes),
         )
 
     def _unit(
         self, path: str, units: dict[str, float], default: str, scale: float
     ) -> float | None:
-        """A scalar times its unit's factor in ``units`` times ``scale`` (no units: ``default``)."""
+        """A scalar times its unit's factor in ``units`` times ``scale`` (no units: ``default``,
+        with a note)."""
         found = _scalar(self._file, path)
         if found is None:
             return None
-        value, unit = found
-        unit = unit or default
-        if unit not in units:
-            raise GbsbiError(f"{self.path}: {path} has units {unit!r}, "
-                             f"expected one of {sorted(units)}")
-        return value * units[unit] * scale
+        value, note = scaled(*found, units, default, path)
+        if value is None:
+            raise GbsbiError(f"{self.path}: {note}")
+        self._notes += [f"{self.path.name}: {note}"] if note else []
+        return value * scale
 
     def _temperature(self) -> float | None:
+        """The sample temperature in K, by the rule of :mod:`gbsbi.io.units` (no units: degC)."""
         found = _scalar(self._file, TEMPERATURE)
         if found is None:
             return None
-        value, unit = found
-        if unit in ("", "k", "kelvin"):
-            return value
-        if unit in ("c", "degc", "celsius", "°c"):
-            return value + 273.15
-        raise GbsbiError(f"{self.path}: {TEMPERATURE} has units {unit!r}, expected K or degC")
+        value, note = kelvin(*found, TEMPERATURE)
+        if value is None:
+            raise GbsbiError(f"{self.path}: {note}")
+        self._notes.append(f"{self.path.name}: {note}")
+        return value
 
-    def read(self, rows: slice, cols: slice) -> np.ndarray:
-        """Counts of a pixel block across all frames, shape (T, n_rows, n_cols)."""
+    def read_frames(self, t0: int, t1: int, rows: slice, cols: slice) -> np.ndarray:
+        """Counts of frames t0..t1 - 1 in a pixel block, shape (t1 - t0, n_rows, n_cols)."""
         n_rows = len(range(*rows.indices(self.shape[1])))
         n_cols = len(range(*cols.indices(self.shape[2])))
-        out = np.empty((self.shape[0], n_rows, n_cols), dtype=self.dtype)
-        t0 = 0
+        out = np.empty((t1 - t0, n_rows, n_cols), dtype=self.dtype)
+        start = 0
         for where, ds in self._blocks:
-            try:
-                out[t0:t0 + ds.shape[0]] = ds[:, rows, cols]
-            except OSError as err:
-                raise GbsbiError(f"{self.path}: cannot read {where} ({err})") from None
-            t0 += ds.shape[0]
+            lo, hi = max(t0, start), min(t1, start + ds.shape[0])
+            if lo < hi:
+                try:
+                    out[lo - t0:hi - t0] = ds[lo - start:hi - start, rows, cols]
+                except OSError as err:
+                    raise GbsbiError(f"{self.path}: cannot read {where} ({err})") from None
+            start += ds.shape[0]
         return out
 
     def close(self) -> None:
@@ -270,6 +289,8 @@ def open_frames(path: str | os.PathLike) -> FrameSource:
         raise GbsbiError(f"{path}: no such file")
     if path.suffix == ".npy":
         return NpyFrames(path)
+    import h5py
+
     if h5py.is_hdf5(path):
         return EigerFrames(path)
     with open(path, "rb") as f:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from gbsbi.summaries.phi import drift, phi
+from gbsbi.summaries.phi import drift
 from gbsbi.summaries.phi_noise import noise_summary
 
 #: Names of the scalar inputs, in order.
@@ -206,8 +206,7 @@ def network_inputs(C: np.ndarray, temperature: np.ndarray, config: InputConfig) 
     T, R = C.shape[-1], config.bins
     reduced, fraction = reduce_map(C, bin_edges(T, R, config.grading))
     lags = lag_profile(C, bin_edges(T - 1, R, config.grading))
-    plain = phi(C)
-    corrected, s2 = noise_summary(C)
+    plain, corrected, s2 = noise_summary(C)
     low, high = config.temperature
     scalars = np.stack([
         np.nan_to_num(plain, nan=0.0),

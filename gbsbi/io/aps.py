@@ -1,4 +1,4 @@
-"""Readers for the two APS 8-ID-I results-file layouts (SPEC section 5).
+"""Readers for the two APS 8-ID-I results-file layouts (docs/maps-file.md).
 
 Dataset names as used by the public readers pyXpcsViewer, boost_corr (the 8-ID-I correlator that
 writes the results files) and xpcs_webplot (legacy 8-ID-I files):
@@ -19,12 +19,15 @@ writes the results files) and xpcs_webplot (legacy 8-ID-I files):
     ``/xpcs/stride_frames``; temperature ``/measurement/sample/temperature_A`` (deg C).
 
 Temperatures without a ``units`` attribute are read as deg C, the unit the 8-ID-I schema gives
-for its sample stages; the importer prints the conversion so a wrong guess is visible.
+for its sample stages and gbsbi's one rule for every layout (:mod:`gbsbi.io.units`); the
+importer prints the conversion, and says when the unit was assumed.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -32,6 +35,7 @@ import numpy as np
 
 from gbsbi.errors import GbsbiError
 from gbsbi.io.rawmaps import RawMaps, check_dtype
+from gbsbi.io.units import kelvin, unit_text
 
 APS_C2 = "/xpcs/twotime/correlation_map"
 LEGACY_C2 = "/exchange/C2T_all"
@@ -107,7 +111,7 @@ def _frame_time(f: h5py.File, base: str, factors: tuple[str, ...]) -> tuple[floa
 
 
 def _kelvin(f: h5py.File, name: str) -> tuple[float | None, str]:
-    """A temperature dataset in K, read as deg C unless its units attribute says K.
+    """A temperature dataset in K, by the rule of :mod:`gbsbi.io.units` (no units: degC).
 
     Returns:
         The temperature in K (the mean of a series of readings) and a note saying how it was
@@ -116,41 +120,51 @@ def _kelvin(f: h5py.File, name: str) -> tuple[float | None, str]:
     values = _values(f, name)
     if values is None or values.size == 0 or not np.isfinite(values).all():
         return None, f"{name} is not a finite number"
-    value = float(values.mean())
-    units = f[name].attrs.get("units", "")
-    units = units.decode() if isinstance(units, bytes) else str(units)
-    if units.strip().lower() in ("k", "kelvin"):
-        kelvin, how = value, f"{value:g} K"
-    elif units.strip().lower() in ("", "c", "degc", "deg c", "°c", "celsius", "degrees celsius"):
-        kelvin = value + 273.15
-        how = f"{value:g} degC" + ("" if units else " (no units attribute, read as Celsius)")
-    else:
-        return None, f"{name} has unknown units {units!r}"
-    if not (np.isfinite(kelvin) and kelvin > 0):
-        return None, f"{name} gives {how}, not a temperature"
+    value, note = kelvin(float(values.mean()), unit_text(f[name].attrs.get("units")), name)
     mean = f" (mean of {values.size} readings)" if values.size > 1 else ""
-    return kelvin, f"temperature {how} from {name}{mean} -> {kelvin:.2f} K"
+    return value, note + mean if value is not None else note
 
 
-def read_aps(path: Path, f: h5py.File) -> RawMaps:
-    """The ``aps`` layout (APS 8-ID-I results file, NeXus era) of an open file."""
-    found = _numbered(path, f, APS_C2, "c2_")
-    maps = tuple(f[f"{APS_C2}/{name}"] for _, name in found)
-    labels = tuple(f"{APS_C2}/{name}" for _, name in found)
+@dataclass(frozen=True)
+class _Layout:
+    """Where one APS layout keeps its maps and conditions.
+
+    Attributes:
+        name: the layout's name in --format.
+        group: the group of the numbered maps PREFIX_NNNNN.
+        prefix: their name before the number.
+        frame_time: the frame time dataset; factors: datasets it is multiplied by.
+        temperatures: the sample temperature, then the sensors used when it is absent (one of
+            them, when exactly one is present).
+        q: (file, map numbers) -> (q in nm^-1 or None, a note or the reason).
+    """
+
+    name: str
+    group: str
+    prefix: str
+    frame_time: str
+    factors: tuple[str, ...]
+    temperatures: tuple[str, ...]
+    q: Callable[[h5py.File, list[int]], tuple[np.ndarray | None, str]]
+
+
+def _read(path: Path, f: h5py.File, layout: _Layout) -> RawMaps:
+    """The maps and conditions of one APS layout in an open file."""
+    found = _numbered(path, f, layout.group, layout.prefix)
+    maps = tuple(f[f"{layout.group}/{name}"] for _, name in found)
+    labels = tuple(f"{layout.group}/{name}" for _, name in found)
     names = tuple(f"{path.stem}/{name}" for _, name in found)
     notes = []
-    q, why_q = _aps_q(f, [k for k, _ in found])
+    q, why_q = layout.q(f, [k for k, _ in found])
     if q is not None:
-        notes.append(f"{path.name}: q from /xpcs/qmap/dynamic_v_list_dim0 ({why_q}) -> nm^-1")
+        notes.append(f"{path.name}: {why_q}")
         why_q = ""
-    dt, why_dt, note = _frame_time(
-        f, "/entry/instrument/detector_1/frame_time",
-        ("/xpcs/twotime/config/stride_frame", "/xpcs/twotime/config/avg_frame"),
-    )
+    dt, why_dt, note = _frame_time(f, layout.frame_time, layout.factors)
     notes += [f"{path.name}: {note}"] if note else []
-    temperature, why_t = None, "no /entry/sample/temperature"
-    present = [name for name in ("/entry/sample/temperature", *_SENSORS) if name in f]
-    if "/entry/sample/temperature" in f or len(present) == 1:
+    primary = layout.temperatures[0]
+    temperature, why_t = None, f"no {primary}"
+    present = [name for name in layout.temperatures if name in f]
+    if primary in f or len(present) == 1:
         temperature, why_t = _kelvin(f, present[0])
     elif present:
         why_t = f"several sensors: {', '.join(p.rsplit('/', 1)[-1] for p in present)}"
@@ -158,7 +172,7 @@ def read_aps(path: Path, f: h5py.File) -> RawMaps:
         notes.append(f"{path.name}: {why_t}")
         why_t = ""
     return RawMaps(
-        path, "aps", maps, labels, names, q=q, temperature=temperature, frame_time=dt,
+        path, layout.name, maps, labels, names, q=q, temperature=temperature, frame_time=dt,
         why_no_q=why_q, why_no_temperature=why_t, why_no_frame_time=why_dt, notes=tuple(notes),
         half_storage=True,
     )
@@ -195,37 +209,37 @@ def _aps_q(f: h5py.File, numbers: list[int]) -> tuple[np.ndarray | None, str]:
         if not 0 <= cell // max(n_phi, 1) < qlist.size:
             return None, f"the q map has no bin for map c2_{k:05d}"
         q.append(qlist[cell // max(n_phi, 1)] * factor)
-    return np.asarray(q), f"unit {unit}" + ("" if units else ", assumed")
+    assumed = "" if units else ", assumed"
+    return np.asarray(q), f"q from /xpcs/qmap/dynamic_v_list_dim0 (unit {unit}{assumed}) -> nm^-1"
+
+
+def _legacy_q(f: h5py.File, numbers: list[int]) -> tuple[np.ndarray | None, str]:
+    """q (nm^-1) of maps g2_<number> from /xpcs/dqlist (A^-1); or None and the reason."""
+    qlist = _values(f, "/xpcs/dqlist")
+    if qlist is None:
+        return None, "no /xpcs/dqlist"
+    if not all(1 <= k <= qlist.size for k in numbers):
+        return None, f"/xpcs/dqlist has {qlist.size} entries, fewer than the map numbers"
+    return 10.0 * np.array([qlist[k - 1] for k in numbers]), "q from /xpcs/dqlist, A^-1 -> nm^-1"
+
+
+APS = _Layout(
+    "aps", APS_C2, "c2_", "/entry/instrument/detector_1/frame_time",
+    ("/xpcs/twotime/config/stride_frame", "/xpcs/twotime/config/avg_frame"),
+    ("/entry/sample/temperature", *_SENSORS), _aps_q,
+)
+LEGACY = _Layout(
+    "aps-legacy", LEGACY_C2, "g2_", "/measurement/instrument/detector/exposure_period",
+    ("/xpcs/avg_frames", "/xpcs/stride_frames"), ("/measurement/sample/temperature_A",),
+    _legacy_q,
+)
+
+
+def read_aps(path: Path, f: h5py.File) -> RawMaps:
+    """The ``aps`` layout (APS 8-ID-I results file, NeXus era) of an open file."""
+    return _read(path, f, APS)
 
 
 def read_legacy(path: Path, f: h5py.File) -> RawMaps:
     """The ``aps-legacy`` layout (APS 8-ID-I, before NeXus) of an open file."""
-    found = _numbered(path, f, LEGACY_C2, "g2_")
-    maps = tuple(f[f"{LEGACY_C2}/{name}"] for _, name in found)
-    labels = tuple(f"{LEGACY_C2}/{name}" for _, name in found)
-    names = tuple(f"{path.stem}/{name}" for _, name in found)
-    notes = []
-    qlist = _values(f, "/xpcs/dqlist")
-    q, why_q = None, "no /xpcs/dqlist"
-    if qlist is not None:
-        if all(1 <= k <= qlist.size for k, _ in found):
-            q = 10.0 * np.array([qlist[k - 1] for k, _ in found])
-            notes.append(f"{path.name}: q from /xpcs/dqlist, A^-1 -> nm^-1")
-        else:
-            why_q = f"/xpcs/dqlist has {qlist.size} entries, fewer than the map numbers"
-    dt, why_dt, note = _frame_time(
-        f, "/measurement/instrument/detector/exposure_period",
-        ("/xpcs/avg_frames", "/xpcs/stride_frames"),
-    )
-    notes += [f"{path.name}: {note}"] if note else []
-    temperature, why_t = None, "no /measurement/sample/temperature_A"
-    if "/measurement/sample/temperature_A" in f:
-        temperature, why_t = _kelvin(f, "/measurement/sample/temperature_A")
-        if temperature is not None:
-            notes.append(f"{path.name}: {why_t}")
-            why_t = ""
-    return RawMaps(
-        path, "aps-legacy", maps, labels, names, q=q, temperature=temperature, frame_time=dt,
-        why_no_q=why_q, why_no_temperature=why_t, why_no_frame_time=why_dt, notes=tuple(notes),
-        half_storage=True,
-    )
+    return _read(path, f, LEGACY)

@@ -1,7 +1,9 @@
-"""Write a file under a temporary name and rename it into place, so no partial file is left."""
+"""Safe outputs: refuse to replace a file unless asked, write under a temporary name and rename,
+and leave nothing behind when a run fails."""
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +30,19 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_new(path: str | os.PathLike, overwrite: bool) -> Path:
+    """:func:`check_writable`, and refuse an existing ``path`` unless ``overwrite``.
+
+    Args:
+        path: the output file the user asked for.
+        overwrite: the user passed ``--overwrite``.
+    """
+    path = check_writable(path)
+    if path.exists() and not overwrite:
+        raise GbsbiError(f"{path} exists; pass --overwrite to replace it")
+    return path
+
+
 def ensure_folder(path: str | os.PathLike) -> Path:
     """Create the output folder ``path`` (and its parents) if needed, in the user's words."""
     path = Path(path)
@@ -36,6 +51,56 @@ def ensure_folder(path: str | os.PathLike) -> Path:
     except OSError as err:
         raise GbsbiError(f"cannot create output folder {path} ({err.strerror})") from None
     return path
+
+
+@contextlib.contextmanager
+def output_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """The output folder ``path``, created if needed; if the run inside fails, what it created
+    goes: the folder itself when this call made it (with its parents), else the entries that
+    were not there before. Nothing that existed before is touched.
+
+    Args:
+        path: the output folder.
+    """
+    path = Path(path)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    before = set() if missing else set(os.listdir(path))
+    ensure_folder(path)
+    try:
+        yield path
+    except BaseException:
+        if missing:
+            shutil.rmtree(missing[-1], ignore_errors=True)
+        else:
+            for name in set(os.listdir(path)) - before:
+                target = path / name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target, ignore_errors=True)
+                else:
+                    target.unlink(missing_ok=True)
+        raise
+
+
+def fsync_replace(tmp: Path, path: Path) -> None:
+    """Rename ``tmp`` to ``path`` once its bytes are on disk, then sync the folder: after a
+    crash or power loss ``path`` is either the old file or the complete new one."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - a platform without folder handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse to sync a folder
+        pass
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

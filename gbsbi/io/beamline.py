@@ -1,4 +1,4 @@
-"""Readers for the file layouts that hold two-time maps (SPEC section 5).
+"""Readers for the file layouts that hold two-time maps (docs/maps-file.md).
 
 :func:`open_maps` opens one file and gives a :class:`RawMaps`: the stored maps, still unread, with
 the conditions the file records converted to gbsbi units (q in nm^-1, temperature in K, frame time
@@ -33,7 +33,7 @@ import numpy as np
 
 from gbsbi.errors import GbsbiError
 from gbsbi.io.aps import APS_C2, LEGACY_C2, read_aps, read_legacy
-from gbsbi.io.rawmaps import RawMaps, check_dtype, one_line
+from gbsbi.io.rawmaps import FORMATS, RawMaps, check_dtype, one_line
 
 __all__ = [
     "APS_C2",
@@ -47,7 +47,6 @@ __all__ = [
     "open_maps",
 ]
 
-FORMATS = ("auto", "npy", "txt", "aps", "aps-legacy", "pychx")
 PYCHX_KEY = "g12b"
 TEXT_SUFFIXES = (".txt", ".dat", ".csv", ".tsv", ".asc")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5")

@@ -1,4 +1,4 @@
-"""Import two-time maps from beamline files into one maps file (SPEC section 5).
+"""Import two-time maps from beamline files into one maps file (docs/maps-file.md).
 
 For every file: read its layout (:mod:`gbsbi.io.beamline`); check every map (square, real
 numbers, finite, not all NaN, non-negative); complete one-triangle storage to the full map;

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from gbsbi.errors import GbsbiError
+
+if TYPE_CHECKING:  # the checks need no numpy at run time, so the command line starts light
+    import numpy as np
+
+#: Layouts of ``gbsbi import --format``; "auto" picks one by extension and HDF5 content.
+FORMATS = ("auto", "npy", "txt", "aps", "aps-legacy", "pychx")
 
 
 @dataclass(frozen=True)

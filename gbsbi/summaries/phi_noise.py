@@ -49,14 +49,17 @@ from functools import lru_cache
 
 import numpy as np
 
-from gbsbi.summaries.phi import _pairs_by_lag, drift
+from gbsbi.summaries.phi import _drift_of_pairs, _pair_values, _pairs_by_lag
 
 
+@lru_cache(maxsize=4096)
 def _dct_rows(n: int, count: int) -> np.ndarray:
-    """The first ``count`` orthonormal DCT-II basis vectors of length n, shape (count, n)."""
+    """The first ``count`` orthonormal DCT-II basis vectors of length n, shape (count, n)
+    (cached, read-only)."""
     p = np.arange(count)[:, None]
     rows = np.cos(np.pi * p * (np.arange(n)[None, :] + 0.5) / n) * np.sqrt(2.0 / n)
     rows[0] /= np.sqrt(2.0)
+    rows.setflags(write=False)
     return rows
 
 
@@ -127,10 +130,25 @@ def _rank(T: int, n_age: int, n_lag: int) -> int:
 
 def _energies(C: np.ndarray, n_age: int, n_lag: int) -> dict[str, np.ndarray]:
     """Drift energies, TTI energy and counts of one batch of maps."""
-    C = np.asarray(C, dtype=np.float64)
-    T = C.shape[-1]
+    T = np.shape(C)[-1]
     _, _, starts, lags = _pairs_by_lag(T)
-    c_tti, dC = drift(C)
+    values = _pair_values(C)
+    c_tti, dC = _drift_of_pairs(values, starts, lags)
+    if not np.isnan(values).any():  # no dropped frame: fewer passes, the same values
+        n_k = (T - np.arange(1, T)).astype(np.float64)
+        total = values.mean(axis=-1)
+        shape = values.shape[:-1]
+        return {
+            "drift": np.einsum("...i,...i->...", dC, dC),
+            "smooth": smooth_energy(dC, n_age, n_lag),
+            "tti": np.sum(n_k * (c_tti - total[..., None]) ** 2, axis=-1),
+            "rank": _rank(T, n_age, n_lag),
+            "pairs": np.full(shape, len(lags)),
+            "diagonals": np.full(shape, T - 1),
+            "fraction": np.ones(shape),
+            "n": len(lags),
+            "T": T,
+        }
     valid = ~np.isnan(dC)
     dC = np.where(valid, dC, 0.0)
     n_valid = np.add.reduceat(valid, starts, axis=-1)
@@ -173,25 +191,6 @@ def _noise_var(e: dict[str, np.ndarray]) -> np.ndarray:
     return (e["drift"] - e["smooth"]) / dof / e["fraction"]
 
 
-def noise_summary(
-    C: np.ndarray, n_age: int = 6, n_lag: int = 8
-) -> tuple[np.ndarray, np.ndarray]:
-    """The noise-corrected Phi and the noise variance s2 of each map, from one pass.
-
-    Args:
-        C: two-time maps, shape (..., T, T); NaN marks dropped frames.
-        n_age: J, smooth orders along each diagonal.
-        n_lag: P, smooth orders across the lags.
-
-    Returns:
-        ``(phi_corr, s2)``, each shape (...), float64, as :func:`phi_corrected` and
-        :func:`estimate_noise_var` give them.
-    """
-    e = _energies(C, n_age, n_lag)
-    s2 = _noise_var(e)
-    return _corrected(e, s2), s2
-
-
 def _corrected(e: dict[str, np.ndarray], s2: np.ndarray) -> np.ndarray:
     noise_drift = s2 * (e["pairs"] - e["diagonals"])
     numerator = e["drift"] - noise_drift
@@ -232,3 +231,38 @@ def phi_corrected(
             mask = ~np.isnan(np.asarray(C, dtype=np.float64)[..., i, j])
             s2 = np.nansum(np.where(mask, s2[..., i, j], np.nan), -1) / mask.sum(-1)
     return _corrected(e, s2)
+
+
+def noise_summary(
+    C: np.ndarray, n_age: int = 6, n_lag: int = 8
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The plain Phi, Phi_corr and the noise variance s2 of each map, from one pass.
+
+    The plain value is mean(dC^2) / var(C) through var(C) = var(C_TTI) + mean(dC^2); it equals
+    :func:`gbsbi.summaries.phi.phi` to rounding (0 for a constant map, NaN without a finite pair).
+
+    Args:
+        C: two-time maps, shape (..., T, T); NaN marks dropped frames; the diagonal is ignored.
+        n_age: J, smooth orders along each diagonal.
+        n_lag: P, smooth orders across the lags.
+
+    Returns:
+        ``(phi, phi_corrected, s2)``, each shape (...), float64, as
+        :func:`gbsbi.summaries.phi.phi`, :func:`phi_corrected` and :func:`estimate_noise_var`
+        give them.
+    """
+    e = _energies(C, n_age, n_lag)
+    total = e["drift"] + e["tti"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        plain = np.where(total > 0, e["drift"] / total, np.where(e["pairs"] > 0, 0.0, np.nan))
+    s2 = _noise_var(e)
+    return plain, _corrected(e, s2), s2
+
+
+def phi_and_corrected(
+    C: np.ndarray, n_age: int = 6, n_lag: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """The plain Phi and Phi_corr of each map from one pass over its pairs (what banks store);
+    see :func:`noise_summary`."""
+    plain, corrected, _ = noise_summary(C, n_age, n_lag)
+    return plain, corrected
