@@ -14,7 +14,8 @@ from gbsbi import __version__
 from gbsbi.errors import GbsbiError
 
 #: Modules of this package that define sub-commands, in the order ``--help`` lists them.
-COMMANDS = ("demo", "config", "simulate", "plot", "phi", "correlate", "importer", "train", "infer")
+COMMANDS = ("demo", "config", "simulate", "plot", "phi", "correlate", "importer", "train", "infer",
+            "check")
 
 
 def build_parser() -> argparse.ArgumentParser:
