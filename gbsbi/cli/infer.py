@@ -14,7 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Sample the posterior of each scan with a trained model and write them as "
         "an ArviZ NetCDF file (groups posterior, constant_data, observed_data), a CSV beside it "
         "(mean, sd, 5%% and 95%% quantiles per parameter), a corner plot per scan and a figure "
-        "of all intervals against temperature (in the folder OUT-plots/). Maps on another "
+        "of all intervals against temperature (in the folder OUT-plots/). Each scan also gets "
+        "the p-value of a misspecification test (is its embedding like those of the "
+        "simulations?), stored in the file, printed, and a warning for each scan below the "
+        "level. Maps on another "
         "number of frames over the model's window are resampled; another q or window is "
         "refused.",
     )
@@ -48,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
         raise GbsbiError(f"--draws must be a positive multiple of 4, got {args.draws}")
 
     from gbsbi.inference.data import scan_inputs
-    from gbsbi.inference.infer import draw_posteriors, outside_temperature
+    from gbsbi.inference.infer import (
+        draw_posteriors,
+        misspecification_warnings,
+        outside_temperature,
+        with_misspecification,
+    )
     from gbsbi.inference.model import load_model
     from gbsbi.inference.posterior import GbPosterior
     from gbsbi.io.posteriors import format_table, summary_rows, write_csv, write_posterior
@@ -62,13 +70,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"gbsbi infer: warning: {warning}", file=sys.stderr)
     posterior = GbPosterior(model)
     draws = draw_posteriors(posterior, scans, args.draws, seed=args.seed)
+    draws = with_misspecification(model, scans, draws)
     attrs = {"model": str(args.model), "model_hash": model.hash, "maps": str(args.maps),
              "maps_hash": scans.content_hash, "seed": args.seed, "estimator": spec.estimator,
              "draws_per_scan": args.draws}
     write_posterior(out, draws, attrs)
     rows = summary_rows(draws)
     write_csv(csv_path, rows)
-    print(format_table(rows))
+    print(format_table(rows, draws.alpha))
+    for warning in misspecification_warnings(model, draws):
+        print(f"gbsbi infer: warning: {warning}", file=sys.stderr)
     print(f"wrote {out} ({len(rows)} scans x {args.draws} draws) and {csv_path}")
     if not args.no_plots:
         from gbsbi.posterior_plots import corner_plots, intervals_plot

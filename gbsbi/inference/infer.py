@@ -9,7 +9,8 @@ from gbsbi.errors import GbsbiError
 from gbsbi.inference.data import ScanInputs
 from gbsbi.inference.inputs import SCALARS, InputLayout
 from gbsbi.inference.posterior import GbPosterior
-from gbsbi.io.posteriors import PosteriorDraws
+from gbsbi.inference.model import TrainedModel
+from gbsbi.io.posteriors import PosteriorDraws, unique_names
 
 
 def draw_posteriors(
@@ -57,3 +58,29 @@ def outside_temperature(posterior: GbPosterior, scans: ScanInputs) -> list[str]:
             out.append(f"scan {name!r}: T = {t:g} K lies outside the model's training range "
                        f"{low:g}-{high:g} K; its posterior is an extrapolation")
     return out
+
+
+def with_misspecification(model: TrainedModel, scans: ScanInputs,
+                          draws: PosteriorDraws) -> PosteriorDraws:
+    """The draws with each scan's misspecification p-value, where the model has a
+    reference (:mod:`gbsbi.inference.misspecification`); unchanged where it has none."""
+    from dataclasses import replace
+
+    from gbsbi.inference.misspecification import features, load_reference, scan_pvalues
+
+    reference = load_reference(model)
+    if reference is None:
+        return draws
+    p = scan_pvalues(reference, features(model, scans.x))
+    return replace(draws, misspecification=p, alpha=reference.alpha)
+
+
+def misspecification_warnings(model: TrainedModel, draws: PosteriorDraws) -> list[str]:
+    """One warning per flagged scan, or one that the model has no reference."""
+    if draws.misspecification is None:
+        return [f"{model.directory}: the model has no misspecification reference, so no scan "
+                "is tested; fit one with `gbsbi misspec MODEL_DIR --fit-reference BANK.h5`"]
+    names = unique_names(draws.scan)
+    return [f"scan {str(names[k])!r} is unlike the simulations (misspecification p = "
+            f"{draws.misspecification[k]:.3f} < {draws.alpha:g}); its posterior assumes a "
+            "model that does not describe it" for k in np.flatnonzero(draws.flagged)]
