@@ -190,3 +190,24 @@ def test_sbi_sbc_and_tarp_on_drawn_analytic_posteriors(k, calibrated):
     else:
         assert (figures["ks_pvals"] < 1e-6).all() and tarp_ks < 0.01
         assert (atc > 0.05) if k > 1 else (atc < -0.01)
+
+
+def test_draws_in_the_cube_are_paired_with_their_input_and_log_density():
+    """Each draw of draw_in_cube lies in the cube and carries log q(u | x) of its own x (a
+    mix-up of draws and inputs would give other log-densities)."""
+    from gbsbi.inference.check import draw_in_cube
+    from gbsbi.inference.flow import FlowConfig, build_flow, log_prob_given
+
+    g = torch_sbc.Generator().manual_seed(0)
+    u = torch_sbc.rand(500, 3, generator=g)
+    x = 3 * torch_sbc.randn(500, 3, generator=g)
+    torch_sbc.manual_seed(0)
+    flow = build_flow(torch_sbc.nn.Identity(), FlowConfig(transforms=2, hidden=16), u, x)
+    for p in flow.parameters():  # a flow whose density depends strongly on x
+        p.data.normal_(0, 0.3)
+    xs = x[:7]
+    draws, log_q = draw_in_cube(flow, xs, 50, batch=3)
+    assert draws.shape == (50, 7, 3) and ((draws >= 0) & (draws <= 1)).all()
+    with torch_sbc.no_grad():
+        again = log_prob_given(flow, draws.reshape(-1, 3), xs.repeat(50, 1)).reshape(50, 7)
+    torch_sbc.testing.assert_close(log_q, again, atol=1e-4, rtol=1e-4)

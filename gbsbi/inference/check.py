@@ -1,8 +1,8 @@
 r"""Calibration and accuracy of a trained model on simulations with known parameters
 (SPEC section 7), from one set of posterior draws.
 
-For n simulations (x_i, u_i) the flow q(u | x) is sampled ``draws`` times per x_i with sbi's
-estimator (``sample_and_log_prob``: the log-density of each draw comes with it), keeping the
+For n simulations (x_i, u_i) the flow q(u | x) is sampled ``draws`` times per x_i with the
+flow's ``sample_and_log_prob`` (the log-density of each draw comes with it), keeping the
 draws inside the prior's cube as sbi's ``DirectPosterior`` does (rejection, repeated until
 every x_i has its draws). The same draws then give
 
@@ -66,7 +66,7 @@ def draw_in_cube(
     """Draws u ~ q(u | x) inside [0, 1]^3 with their log q, for many inputs.
 
     Args:
-        flow: sbi's estimator (``sample_and_log_prob``).
+        flow: sbi's estimator of :func:`gbsbi.inference.flow.build_flow`.
         x: inputs, shape (n, D).
         draws: draws per input.
         batch: inputs sampled together.
@@ -84,7 +84,10 @@ def draw_in_cube(
         ask = draws
         while (count < draws).any():
             pending = torch.nonzero(count < draws).flatten()
-            u, lp = flow.sample_and_log_prob((ask,), condition=xb[pending])
+            # nflows' order is (inputs, draws); sbi 0.27's sample_and_log_prob reshapes it
+            # without the transpose its sample() has, which pairs draws with the wrong x
+            u, lp = flow.net.sample_and_log_prob(ask, context=xb[pending])
+            u, lp = u.transpose(0, 1), lp.transpose(0, 1)
             inside = ((u >= 0) & (u <= 1)).all(-1)  # (ask, pending)
             for j, k in enumerate(pending.tolist()):
                 good = torch.nonzero(inside[:, j]).flatten()[: draws - count[k]]
