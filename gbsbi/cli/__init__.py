@@ -15,7 +15,7 @@ from gbsbi.errors import GbsbiError
 
 #: Modules of this package that define sub-commands, in the order ``--help`` lists them.
 COMMANDS = ("demo", "config", "simulate", "plot", "phi", "correlate", "importer", "train", "infer",
-            "check", "misspec")
+            "check", "crosscheck", "misspec", "ppc")
 
 
 def build_parser() -> argparse.ArgumentParser:

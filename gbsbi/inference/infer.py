@@ -8,8 +8,8 @@ import torch
 from gbsbi.errors import GbsbiError
 from gbsbi.inference.data import ScanInputs
 from gbsbi.inference.inputs import SCALARS, InputLayout
-from gbsbi.inference.posterior import GbPosterior
 from gbsbi.inference.model import TrainedModel
+from gbsbi.inference.posterior import GbPosterior
 from gbsbi.io.posteriors import PosteriorDraws, unique_names
 
 
