@@ -4,7 +4,8 @@ The steps: reduce the bank to network inputs (streamed), read the experimental m
 against the bank's configuration), fit the Phi surrogate, build the flow with its embedding
 (input statistics from the bank), train (checkpoint per epoch, resumable), write the model
 directory, and fit the misspecification reference on the features of the held-out
-(validation) simulations into it (:mod:`gbsbi.inference.misspecification`). Every check of the inputs runs before anything is written.
+(validation) simulations into it (:mod:`gbsbi.inference.misspecification`). Every check
+of the inputs runs before anything is written.
 """
 
 from __future__ import annotations
