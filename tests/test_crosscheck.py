@@ -29,3 +29,24 @@ def test_emcee_recovers_a_known_gaussian():
     np.testing.assert_allclose(draws.mean(0), MEAN, atol=0.018)
     np.testing.assert_allclose(np.cov(draws.T), COV, rtol=0.25, atol=0.0)
     assert result.burn >= 2 * result.tau.max() and result.thin >= 1
+
+
+def test_numpy_surrogate_is_the_torch_surrogate_and_the_likelihood_its_gaussian():
+    import torch
+
+    from gbsbi.inference.crosscheck import phi_log_likelihood, surrogate_numpy
+    from gbsbi.inference.surrogate import PhiSurrogate, gaussian_nll
+
+    torch.manual_seed(0)
+    surrogate = PhiSurrogate(16).eval()
+    u, t = torch.rand(50, 3), 2 * torch.rand(50) - 1
+    with torch.no_grad():
+        mu, sd = surrogate(u, t)
+    mu_np, sd_np = surrogate_numpy(surrogate)(u.double().numpy(), t.double().numpy())
+    np.testing.assert_allclose(mu_np, mu.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(sd_np, sd.numpy(), rtol=1e-5)
+    log_prob = phi_log_likelihood(surrogate, 0.3, 0.25)
+    with torch.no_grad():
+        expected = -gaussian_nll(*surrogate(u, torch.full((50,), 0.25)), torch.full((50,), 0.3))
+    np.testing.assert_allclose(log_prob(u.double().numpy()), expected.numpy(), rtol=1e-5)
+    assert np.isneginf(log_prob(np.array([[0.5, 1.2, 0.5]])))[0]

@@ -35,11 +35,32 @@ import torch
 from gbsbi.errors import GbsbiError
 from gbsbi.inference.flow import FlowConfig, build_flow
 from gbsbi.inference.inputs import SCALARS, InputLayout
-from gbsbi.inference.surrogate import PhiSurrogate, gaussian_nll
+from gbsbi.inference.surrogate import PhiSurrogate
 from gbsbi.inference.training import TrainConfig, TrainingSet, train
 
 NAMES = ("u_D", "u_sigma", "u_c")
 PHI_NPE_META, PHI_NPE_WEIGHTS = "phi_npe.json", "phi_npe.pt"
+
+
+def surrogate_numpy(surrogate: PhiSurrogate) -> Callable[[np.ndarray, np.ndarray], tuple]:
+    """The surrogate's forward pass in NumPy (float64): (u (n, 3), t (n,)) -> (mu, sd).
+
+    emcee calls the likelihood once per step for a few dozen walkers; torch's overhead per call
+    is then most of the cost, NumPy's a few microseconds.
+    """
+    layers = [m for m in surrogate.net if isinstance(m, torch.nn.Linear)]
+    weights = [(m.weight.detach().double().numpy(), m.bias.detach().double().numpy())
+               for m in layers]
+
+    def forward(u: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = np.concatenate([2 * u - 1, t[:, None]], axis=1)
+        for k, (w, b) in enumerate(weights):
+            h = h @ w.T + b
+            if k < len(weights) - 1:
+                h = h / (1 + np.exp(-h))  # SiLU
+        return 1 / (1 + np.exp(-h[:, 0])), np.logaddexp(0, h[:, 1]) + 1e-3
+
+    return forward
 
 
 def phi_log_likelihood(
@@ -49,15 +70,14 @@ def phi_log_likelihood(
 
     The prior is uniform on the cube: -inf outside, 0 inside.
     """
+    forward = surrogate_numpy(surrogate)
 
-    @torch.no_grad()
     def log_prob(u: np.ndarray) -> np.ndarray:
         inside = np.all((u >= 0) & (u <= 1), axis=-1)
         out = np.full(len(u), -np.inf)
         if inside.any():
-            ut = torch.as_tensor(u[inside], dtype=torch.float32)
-            mu, sd = surrogate(ut, torch.full((len(ut),), t_scaled))
-            out[inside] = -gaussian_nll(mu, sd, torch.full_like(mu, phi)).double().numpy()
+            mu, sd = forward(u[inside], np.full(int(inside.sum()), t_scaled))
+            out[inside] = -0.5 * ((phi - mu) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
         return out
 
     return log_prob
