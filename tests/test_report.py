@@ -2,6 +2,7 @@
 a misspecification result; then (slow) the page in a real headless Chromium."""
 
 import base64
+import json
 import io
 import re
 import shutil
@@ -12,8 +13,8 @@ import pytest
 from gbsbi.cli import main
 from gbsbi.io.mapsfile import write_maps
 from gbsbi.io.posteriors import PosteriorDraws, write_posterior
-from gbsbi.pseudo import PseudoSpec, pseudo_experiments
 from gbsbi.posterior_plots import corner_plots, intervals_plot
+from gbsbi.pseudo import PseudoSpec, pseudo_experiments
 from simulators.config import ExperimentConfig, MeasurementPrior, Prior
 
 
@@ -25,10 +26,8 @@ def run_dir(tmp_path_factory):
     maps, extra = pseudo_experiments(spec, ExperimentConfig(), Prior(), MeasurementPrior())
     write_maps(root / "maps.h5", maps)
     (root / "model").mkdir()
-    (root / "model" / "model.json").write_text(
-        '{"experiment": %s, "measurement": %s}' % (
-            __import__("json").dumps(ExperimentConfig().to_dict()),
-            __import__("json").dumps(MeasurementPrior().to_dict())))
+    (root / "model" / "model.json").write_text(json.dumps(  # what `gbsbi ppc` reads of it
+        {"experiment": ExperimentConfig().to_dict(), "measurement": MeasurementPrior().to_dict()}))
     rng = np.random.default_rng(0)
     prior = Prior()
     u = np.clip(prior.to_unit(maps.theta)[None, None] + 0.05 * rng.standard_normal(

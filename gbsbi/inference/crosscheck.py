@@ -20,11 +20,9 @@ from the same bank.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ import torch
 from gbsbi.errors import GbsbiError
 from gbsbi.inference.flow import FlowConfig, build_flow
 from gbsbi.inference.inputs import SCALARS, InputLayout
+from gbsbi.inference.model import _sha256
 from gbsbi.inference.surrogate import PhiSurrogate
 from gbsbi.inference.training import TrainConfig, TrainingSet, train
 
@@ -137,14 +136,6 @@ class EmceeResult:
                 "converged": self.converged, "seconds": self.seconds}
 
 
-def _arviz():  # noqa: ANN202
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        import arviz
-
-    return arviz
-
-
 def run_emcee(
     log_prob: Callable[[np.ndarray], np.ndarray], start: np.ndarray, config: EmceeConfig,
     seed: int = 0,
@@ -181,6 +172,8 @@ def run_emcee(
     tau = sampler.get_autocorr_time(tol=0)
     burn = int(np.ceil(2 * tau.max()))
     thin = max(1, int(0.5 * tau.min()))
+    from gbsbi.io.posteriors import _arviz
+
     az = _arviz()
     data = az.from_emcee(sampler, var_names=list(NAMES[:dim])).sel(
         draw=slice(burn, None, thin))
@@ -222,10 +215,6 @@ def train_phi_npe(pairs: np.ndarray, u: np.ndarray, config: PhiNpeConfig) -> tup
     flow = build_flow(torch.nn.Identity(), config.flow, u[:4096], x[:2])
     history = train(flow, TrainingSet(x, u), config.training)
     return flow.eval(), history
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def save_phi_npe(directory: Path, flow: torch.nn.Module, config: PhiNpeConfig,

@@ -32,7 +32,6 @@ cover them; they record the hash of the model they were fitted for):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -44,7 +43,7 @@ import torch
 from torch import Tensor
 
 from gbsbi.errors import GbsbiError
-from gbsbi.inference.model import TrainedModel
+from gbsbi.inference.model import TrainedModel, _sha256
 
 FORMAT = "gbsbi-misspecification"
 META, STATE = "misspecification.json", "misspecification.pt"
@@ -188,10 +187,6 @@ def fit_density(f: Tensor, config: MisspecConfig, model_hash: str = "") -> Refer
             "n_reference": len(ref), "c2st": score, "model_hash": model_hash,
             "epochs": int(trainer.epoch)}
     return Reference(density, ref, log_probs, meta)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def save_reference(directory: str | os.PathLike, reference: Reference) -> None:
