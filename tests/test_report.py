@@ -2,8 +2,8 @@
 a misspecification result; then (slow) the page in a real headless Chromium."""
 
 import base64
-import json
 import io
+import json
 import re
 import shutil
 
