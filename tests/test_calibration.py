@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from gbsbi.diagnostics.calibration import (
+    binomial_band,
     central_coverage,
+    hpd_coverage,
+    hpd_levels,
     interval_contains,
     r2_score,
     ranks,
@@ -102,3 +105,109 @@ def test_a_trained_flow_is_calibrated_and_its_distortions_are_told_apart():
     narrow = central_coverage(ranks(centre + 0.5 * (samples - centre), truth), LEVELS)
     middle = LEVELS == 0.5
     assert np.all(wide[middle] > 0.65) and np.all(narrow[middle] < 0.35)
+
+
+def _hpd_case(k: float):
+    """Joint highest-density levels of the 2-D Gaussian case, with the approximate
+    posterior's own density N(x, (k s)^2 I) (its normalisation cancels)."""
+    rng = np.random.default_rng(0)
+    s = 0.3
+    theta = rng.standard_normal((2000, 2))
+    x = theta + s * rng.standard_normal((2000, 2))
+    samples = x[None] + k * s * rng.standard_normal((500, 2000, 2))
+    scale = 2 * (k * s) ** 2
+    return hpd_levels(-((samples - x) ** 2).sum(-1) / scale, -((theta - x) ** 2).sum(-1) / scale)
+
+
+@pytest.mark.parametrize("k", [1.0, 2.0, 0.5])
+def test_joint_hpd_coverage_is_exact_conservative_or_overconfident(k):
+    """For 2-D Gaussians the truth's squared distance is s^2 chi2_2 and a draw's k^2 s^2 chi2_2,
+    so the HPD level of the truth is h = 1 - exp(-r^2 / 2k^2) and the coverage at level a is
+    1 - (1 - a)^(k^2): the diagonal for k = 1, above it for k = 2, below for k = 0.5."""
+    coverage = hpd_coverage(_hpd_case(k), LEVELS)
+    # n = 2000: binomial sd at most 0.011; 0.04 is 3.5 sd (plus < 0.002 from 500 draws)
+    np.testing.assert_allclose(coverage, 1 - (1 - LEVELS) ** (k**2), atol=0.04)
+
+
+def test_binomial_band_holds_95_percent_of_calibrated_coverages():
+    rng = np.random.default_rng(3)
+    band = binomial_band(np.array([0.5, 0.9]), 400)
+    covered = rng.binomial(400, [0.5, 0.9], size=(4000, 2)) / 400
+    inside = ((covered >= band[0]) & (covered <= band[1])).mean(0)
+    # a discrete band holds at least 95 %; 4000 repeats give a sd of 0.0035
+    assert np.all(inside >= 0.94) and np.all(inside <= 0.99)
+
+
+torch_sbc = pytest.importorskip("torch")
+
+
+def test_drawn_serves_sbi_run_sbc_the_same_ranks_as_ours():
+    from sbi.diagnostics import run_sbc
+
+    from gbsbi.inference.check import Drawn
+
+    samples, theta = gaussian_case(1.0, n=300, draws=200)
+    draws = torch_sbc.as_tensor(samples, dtype=torch_sbc.float32)
+    truth = torch_sbc.as_tensor(theta, dtype=torch_sbc.float32)
+    x = torch_sbc.arange(len(theta), dtype=torch_sbc.float32)[:, None]
+    sbc_ranks, dap = run_sbc(truth, x, Drawn(draws, x), num_posterior_samples=200,
+                             show_progress_bar=False)
+    np.testing.assert_allclose(sbc_ranks.numpy() / 200, ranks(samples, theta))
+    torch_sbc.testing.assert_close(dap, draws[0])
+    with pytest.raises(ValueError, match="only the draws"):
+        Drawn(draws, x).sample_batched((100,), x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("k", "calibrated"), [(1.0, True), (2.0, False), (0.5, False)])
+def test_sbi_sbc_and_tarp_on_drawn_analytic_posteriors(k, calibrated):
+    """sbi's run_sbc/check_sbc and run_tarp/check_tarp through :class:`Drawn` on the
+    Gaussian case: ranks equal ours; the exact posterior passes the KS tests (fixed seed,
+    p > 0.01), the too wide and too narrow ones fail them (p < 1e-6 with 2000 cases), and
+    TARP's area to curve (ATC) has the sign of the distortion. sbi's ECP is a cumulative
+    histogram read at the bins' right edges, which puts ATC about +0.02 for an exact posterior
+    (0.016-0.022 over seeds 0-2); too wide gives about +0.08, too narrow about -0.04, so the
+    bounds below sit half-way."""
+    from sbi.diagnostics import check_sbc, check_tarp, run_sbc, run_tarp
+
+    from gbsbi.inference.check import Drawn
+
+    samples, theta = gaussian_case(k)
+    draws = torch_sbc.as_tensor(samples, dtype=torch_sbc.float32)
+    truth = torch_sbc.as_tensor(theta, dtype=torch_sbc.float32)
+    x = torch_sbc.arange(len(theta), dtype=torch_sbc.float32)[:, None]
+    posterior = Drawn(draws, x)
+    torch_sbc.manual_seed(0)
+    sbc_ranks, dap = run_sbc(truth, x, posterior, num_posterior_samples=500,
+                             show_progress_bar=False)
+    np.testing.assert_allclose(sbc_ranks.numpy(), (samples < theta[None]).sum(0))
+    figures = check_sbc(sbc_ranks, truth[torch_sbc.randperm(len(truth))], dap, 500)
+    ecp, alpha = run_tarp(truth, x, posterior, num_posterior_samples=500,
+                          show_progress_bar=False)
+    atc, tarp_ks = check_tarp(ecp, alpha)
+    if calibrated:
+        assert (figures["ks_pvals"] > 0.01).all() and 0 < atc < 0.05 and tarp_ks > 0.05
+    else:
+        assert (figures["ks_pvals"] < 1e-6).all() and tarp_ks < 0.01
+        assert (atc > 0.05) if k > 1 else (atc < -0.01)
+
+
+def test_draws_in_the_cube_are_paired_with_their_input_and_log_density():
+    """Each draw of draw_in_cube lies in the cube and carries log q(u | x) of its own x (a
+    mix-up of draws and inputs would give other log-densities)."""
+    from gbsbi.inference.check import draw_in_cube
+    from gbsbi.inference.flow import FlowConfig, build_flow, log_prob_given
+
+    g = torch_sbc.Generator().manual_seed(0)
+    u = torch_sbc.rand(500, 3, generator=g)
+    x = 3 * torch_sbc.randn(500, 3, generator=g)
+    torch_sbc.manual_seed(0)
+    flow = build_flow(torch_sbc.nn.Identity(), FlowConfig(transforms=2, hidden=16), u, x)
+    for p in flow.parameters():  # a flow whose density depends strongly on x
+        p.data.normal_(0, 0.3)
+    xs = x[:7]
+    draws, log_q = draw_in_cube(flow, xs, 50, batch=3)
+    assert draws.shape == (50, 7, 3) and ((draws >= 0) & (draws <= 1)).all()
+    with torch_sbc.no_grad():
+        again = log_prob_given(flow, draws.reshape(-1, 3), xs.repeat(50, 1)).reshape(50, 7)
+    torch_sbc.testing.assert_close(log_q, again, atol=1e-4, rtol=1e-4)

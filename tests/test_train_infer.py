@@ -55,7 +55,8 @@ def run_error(capsys, argv: list[str]) -> str:
 def test_model_directory_holds_weights_configuration_and_history(work):
     model = work["model"]
     assert {p.name for p in model.iterdir()} == {"model.json", "weights.pt", "surrogate.pt",
-                                                  "history.json"}
+                                                  "history.json", "misspecification.json",
+                                                  "misspecification.pt"}
     meta = json.loads((model / "model.json").read_text())
     with h5py.File(work["bank"], "r") as f:
         assert meta["bank"]["content_hash"] == f.attrs["content_hash"]
@@ -85,6 +86,9 @@ def test_infer_writes_a_netcdf_that_arviz_reads_a_csv_and_plots(work, capsys):
     np.testing.assert_allclose(data.constant_data["q"].values, maps.q)
     np.testing.assert_allclose(data.constant_data["sigma_true"].values, maps.theta[:, 1])
     assert set(data.observed_data.data_vars) == {"phi", "phi_corrected"}
+    p = data.constant_data["misspecification_p"]
+    assert p.attrs["alpha"] == 0.05 and ((p >= 0) & (p <= 1)).all()
+    assert "misspec p" in printed
     prior = Prior()
     for k, name in enumerate(("D", "sigma", "c")):
         values = post[name].values

@@ -299,3 +299,45 @@ def scan_inputs(
     maps, notes = conform(maps, config, str(path))
     x = network_inputs(maps.C, maps.temperature, inputs)
     return ScanInputs(x, maps, content, notes, extra)
+
+
+def labelled_inputs(
+    path: str | os.PathLike,
+    config: ExperimentConfig,
+    prior: Prior,
+    inputs: InputConfig,
+    *,
+    cache: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Network inputs and true parameters of a bank or of a maps file that knows theta.
+
+    Args:
+        path: a simulation bank (``gbsbi simulate``) or a maps file with ``theta``
+            (pseudo-experiments).
+        config: the model's experiment configuration (the file must have it).
+        prior: the model's prior (theta must lie inside it).
+        inputs: the model's reduction.
+        cache: a folder for a bank's reduced inputs, or None.
+
+    Returns:
+        x, shape (n, D), u = to_unit(theta), shape (n, 3), and the file's content hash.
+    """
+    with _open(path) as f:
+        is_bank = f.attrs.get("kind") == "bank"
+    if is_bank:
+        setup = read_bank_setup(path)
+        check_experiment({"experiment": setup.config.to_dict()}, config, str(path))
+        if setup.prior != prior:
+            raise GbsbiError(f"{path}: simulated under another prior than the model's")
+        data = bank_inputs(path, inputs, cache=cache)
+        return data.x, data.u, setup.content_hash
+    scans = scan_inputs(path, config, inputs)
+    if scans.maps.theta is None:
+        raise GbsbiError(f"{path}: the maps have no known parameters (dataset 'theta'); a "
+                         "check needs a bank or pseudo-experiments")
+    theta = scans.maps.theta
+    if not prior.contains(theta).all():
+        k = int(np.flatnonzero(~prior.contains(theta))[0])
+        raise GbsbiError(f"{path}: theta of map {k} = {theta[k].tolist()} lies outside the "
+                         "model's prior")
+    return scans.x, prior.to_unit(theta).astype(np.float32), scans.content_hash

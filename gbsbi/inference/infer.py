@@ -20,6 +20,7 @@ from gbsbi.io.posteriors import (
     csv_beside,
     format_table,
     summary_rows,
+    unique_names,
     write_csv,
     write_posterior,
 )
@@ -76,6 +77,32 @@ def outside_temperature(model: GbPosterior | TrainedModel, scans: ScanInputs) ->
     return out
 
 
+def with_misspecification(model: TrainedModel, scans: ScanInputs,
+                          draws: PosteriorDraws) -> PosteriorDraws:
+    """The draws with each scan's misspecification p-value, where the model has a
+    reference (:mod:`gbsbi.inference.misspecification`); unchanged where it has none."""
+    from dataclasses import replace
+
+    from gbsbi.inference.misspecification import features, load_reference, scan_pvalues
+
+    reference = load_reference(model)
+    if reference is None:
+        return draws
+    p = scan_pvalues(reference, features(model, scans.x))
+    return replace(draws, misspecification=p, alpha=reference.alpha)
+
+
+def misspecification_warnings(model: TrainedModel, draws: PosteriorDraws) -> list[str]:
+    """One warning per flagged scan, or one that the model has no reference."""
+    if draws.misspecification is None:
+        return [f"{model.directory}: the model has no misspecification reference, so no scan "
+                "is tested; fit one with `gbsbi misspec MODEL_DIR --fit-reference BANK.h5`"]
+    names = unique_names(draws.scan)
+    return [f"scan {str(names[k])!r} is unlike the simulations (misspecification p = "
+            f"{draws.misspecification[k]:.3f} < {draws.alpha:g}); its posterior assumes a "
+            "model that does not describe it" for k in np.flatnonzero(draws.flagged)]
+
+
 def outputs(out: str | os.PathLike) -> tuple[Path, Path, Path]:
     """The posterior file, the CSV and the plots folder that go with ``out``."""
     out = Path(out)
@@ -112,14 +139,17 @@ def infer_to_files(
     posterior = GbPosterior(model)
     for line in outside_temperature(posterior, scans):
         warn(line)
-    result = draw_posteriors(posterior, scans, draws, seed=seed)
+    result = with_misspecification(model, scans, draw_posteriors(posterior, scans, draws,
+                                                                  seed=seed))
     attrs = {"model": str(model.directory), "model_hash": model.hash, "maps": str(maps),
              "maps_hash": scans.content_hash, "seed": seed, "estimator": spec.estimator,
              "draws_per_scan": draws}
     write_posterior(out, result, attrs)
     rows = summary_rows(result)
     write_csv(csv_path, rows)
-    log(format_table(rows))
+    log(format_table(rows, result.alpha))
+    for line in misspecification_warnings(model, result):
+        warn(line)
     log(f"wrote {out} ({len(rows)} scans x {draws} draws) and {csv_path}")
     if plots:
         from gbsbi.posterior_plots import corner_plots, intervals_plot

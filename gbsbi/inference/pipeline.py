@@ -4,7 +4,9 @@ The steps: reduce the bank to network inputs (streamed), read the experimental m
 against the bank's configuration), fit the Phi surrogate (:func:`prepare`, shared with the
 point estimator of :mod:`gbsbi.inference.point_pipeline`), build the flow with its embedding
 (input statistics from the bank), train (checkpoint per epoch, resumable), write the model
-directory. Every check of the inputs runs before anything is written.
+directory, and fit the misspecification reference on the features of the held-out
+(validation) simulations into it (:mod:`gbsbi.inference.misspecification`). Every check
+of the inputs runs before anything is written.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -28,7 +31,7 @@ from gbsbi.inference.inputs import SCALARS, InputConfig, InputLayout
 from gbsbi.inference.model import META, ModelSpec, TrainedModel, build_networks, save_model
 from gbsbi.inference.point_training import PointConfig
 from gbsbi.inference.surrogate import PhiSurrogate, SurrogateConfig, fit_surrogate
-from gbsbi.inference.training import TrainConfig, TrainingSet, train
+from gbsbi.inference.training import TrainConfig, TrainingSet, split, train
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -131,6 +134,8 @@ def train_model(
                         progress=lambda fraction, last: bar(last.get("epoch", 0) + fraction,
                                                             last))
     model = save_model(out, spec, flow.cpu(), run.surrogate.cpu(), run.provenance(), history)
+    _, heldout = split(len(x), training.validation_fraction, training.seed)
+    fit_and_save_reference(model, data.x[heldout.numpy()], log)
     (out / CHECKPOINT).unlink(missing_ok=True)
     best = min(history, key=lambda r: r["val_nll"])
     log(f"wrote {out}: {len(history)} epochs, best validation NLL {best['val_nll']:.3f} "
@@ -248,6 +253,29 @@ def epoch_bar(total: int, show_progress: bool | None,
             bar.refresh()
 
         yield update
+
+
+def fit_and_save_reference(
+    model: TrainedModel, heldout: np.ndarray, log: Callable[[str], None] = print
+) -> None:
+    """Fit the misspecification reference on held-out inputs and write it beside the model;
+    with too few held-out simulations, say so and write none."""
+    from gbsbi.inference.misspecification import (
+        MIN_HELDOUT,
+        MisspecConfig,
+        fit_reference,
+        save_reference,
+    )
+
+    if len(heldout) < MIN_HELDOUT:
+        log(f"no misspecification reference: {len(heldout)} held-out simulations, "
+            f"{MIN_HELDOUT} needed")
+        return
+    reference = fit_reference(model, heldout, MisspecConfig(seed=model.spec.training.seed))
+    save_reference(model.directory, reference)
+    log(f"misspecification reference: density of f(x) fitted on {reference.meta['n_fit']} "
+        f"held-out simulations, {reference.meta['n_reference']} for the null (C2ST of the "
+        f"density {reference.meta['c2st']:.2f}, 0.5 is ideal)")
 
 
 def _quiet(show_progress: bool | None) -> bool | None:

@@ -118,3 +118,43 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def check_new_folder(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse an output folder that exists (unless ``overwrite``) or cannot be made."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.exists() and not path.is_dir():
+        raise GbsbiError(f"--out {path} is a file, expected a folder")
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise GbsbiError(f"{path} exists and is not empty; pass --overwrite to replace it")
+    if not parent.is_dir():
+        raise GbsbiError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise GbsbiError(f"cannot write {path}: permission denied")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; it replaces ``path`` on success and is
+    deleted on error, so a failed command leaves no partial folder.
+
+    Args:
+        path: the final output folder.
+        overwrite: replace an existing ``path``.
+    """
+    import shutil
+
+    path = check_new_folder(path, overwrite)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

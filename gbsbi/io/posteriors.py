@@ -7,6 +7,9 @@ The NetCDF file has the groups
 * ``constant_data``: ``temperature`` [K], ``q`` [nm^-1], ``group`` where the maps file has
   groups, and ``D_true``, ``sigma_true``, ``c_true`` where it knows theta (synthetic data);
 * ``observed_data``: ``phi`` and ``phi_corrected`` of each map;
+* ``constant_data`` also holds ``misspecification_p`` where the model has a misspecification
+  reference: each scan's p-value (:mod:`gbsbi.inference.misspecification`), attribute
+  ``alpha`` the level below which the scan is flagged;
 
 and every group's attributes, and the file's root attributes, name the model (``model_hash``,
 ``model``), the maps file (``maps_hash``, ``maps``) and the draws' ``seed``. The draws are
@@ -14,7 +17,7 @@ independent, so the split into chains is only for ArviZ's diagnostics (R-hat nea
 construction). ``arviz.from_netcdf`` reads the file; ``arviz.summary`` works on it.
 
 The CSV has one row per scan: scan, group, T, and for D, sigma and c the posterior mean, sd
-and 5 % and 95 % quantiles.
+and 5 % and 95 % quantiles, and the misspecification p-value where there is one.
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ class PosteriorDraws:
         phi_corrected: noise-corrected Phi, shape (scans,).
         group: groups, shape (scans,), or None.
         truth: true theta, shape (scans, 3), or None.
+        misspecification: p-value of each scan's misspecification test, shape (scans,), or
+            None.
+        alpha: the level below which a scan is flagged.
     """
 
     theta: np.ndarray
@@ -66,6 +72,15 @@ class PosteriorDraws:
     phi_corrected: np.ndarray
     group: np.ndarray | None = None
     truth: np.ndarray | None = None
+    misspecification: np.ndarray | None = None
+    alpha: float = 0.05
+
+    @property
+    def flagged(self) -> np.ndarray:
+        """Whether each scan is flagged as unlike the simulations, shape (scans,)."""
+        if self.misspecification is None:
+            return np.zeros(len(self.scan), dtype=bool)
+        return np.asarray(self.misspecification) < self.alpha
 
 
 def unique_names(names: np.ndarray) -> np.ndarray:
@@ -87,6 +102,8 @@ def to_inference_data(draws: PosteriorDraws, attrs: dict):  # noqa: ANN201 - arv
         constant["group"] = np.asarray(draws.group, dtype=str)
     if draws.truth is not None:
         constant.update({f"{n}_true": draws.truth[:, k] for k, n in enumerate(NAMES)})
+    if draws.misspecification is not None:
+        constant["misspecification_p"] = np.asarray(draws.misspecification, dtype=np.float64)
     observed = {"phi": draws.phi, "phi_corrected": draws.phi_corrected}
     data = az.from_dict(
         posterior={n: draws.theta[..., k] for k, n in enumerate(NAMES)},
@@ -100,6 +117,10 @@ def to_inference_data(draws: PosteriorDraws, attrs: dict):  # noqa: ANN201 - arv
         data.posterior[name].attrs["units"] = UNITS[name]
         if draws.truth is not None:
             data.constant_data[f"{name}_true"].attrs["units"] = UNITS[name]
+    if draws.misspecification is not None:
+        data.constant_data["misspecification_p"].attrs.update(
+            alpha=draws.alpha, test="density of the embedding f(x) of held-out simulations "
+            "(sbi calc_misspecification_logprob)")
     data.constant_data["temperature"].attrs["units"] = "K"
     data.constant_data["q"].attrs["units"] = "nm^-1"
     return data
@@ -130,8 +151,27 @@ def read_posterior(path: str | os.PathLike):  # noqa: ANN201 - arviz type
     return data
 
 
+def draws_from_data(data) -> PosteriorDraws:  # noqa: ANN001 - arviz InferenceData
+    """The :class:`PosteriorDraws` of a file read by :func:`read_posterior`."""
+    post, const, obs = data.posterior, data.constant_data, data.observed_data
+    theta = np.stack([post[n].transpose("chain", "draw", "scan").values for n in NAMES], -1)
+    truth = None
+    if all(f"{n}_true" in const for n in NAMES):
+        truth = np.stack([const[f"{n}_true"].values for n in NAMES], -1)
+    p = const["misspecification_p"] if "misspecification_p" in const else None
+    return PosteriorDraws(
+        theta=theta, scan=np.asarray(post["scan"].values, dtype=str),
+        temperature=const["temperature"].values, q=const["q"].values,
+        phi=obs["phi"].values, phi_corrected=obs["phi_corrected"].values,
+        group=np.asarray(const["group"].values, dtype=str) if "group" in const else None,
+        truth=truth, misspecification=None if p is None else p.values,
+        alpha=0.05 if p is None else float(p.attrs.get("alpha", 0.05)),
+    )
+
+
 def summary_rows(draws: PosteriorDraws) -> list[dict]:
-    """One dict per scan: scan, group, T, and mean, sd, q05, q95 of D, sigma and c."""
+    """One dict per scan: scan, group, T, and mean, sd, q05, q95 of D, sigma and c, and the
+    misspecification p-value ``misspec_p`` where there is one."""
     flat = draws.theta.reshape(-1, *draws.theta.shape[2:])  # (chains * draws, scans, 3)
     mean, sd = flat.mean(0), flat.std(0, ddof=1)
     low, high = np.quantile(flat, QUANTILES, axis=0)
@@ -143,6 +183,8 @@ def summary_rows(draws: PosteriorDraws) -> list[dict]:
         for j, name in enumerate(NAMES):
             row |= {f"{name}_mean": mean[k, j], f"{name}_sd": sd[k, j],
                     f"{name}_q05": low[k, j], f"{name}_q95": high[k, j]}
+        if draws.misspecification is not None:
+            row["misspec_p"] = float(draws.misspecification[k])
         rows.append(row)
     return rows
 
@@ -157,16 +199,22 @@ def write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
                              for k, v in row.items()})
 
 
-def format_table(rows: list[dict]) -> str:
-    """The per-scan table for the terminal: mean and [5 %, 95 %] of each parameter."""
+def format_table(rows: list[dict], alpha: float = 0.05) -> str:
+    """The per-scan table for the terminal: mean and [5 %, 95 %] of each parameter, and the
+    misspecification p-value (``!`` below ``alpha``) where the rows have one."""
     width = max(4, *(len(r["scan"]) for r in rows))
+    misspec = "misspec_p" in rows[0]
     head = f"{'scan':<{width}}  {'T [K]':>6}  " + "  ".join(
         f"{label:^30}" for label in ("D [nm^2/s]", "sigma [J/m^2]", "c"))
-    lines = [head]
+    lines = [head + ("  misspec p" if misspec else "")]
     for r in rows:
         cells = [f"{r[f'{n}_mean']:9.3g} [{r[f'{n}_q05']:8.3g}, {r[f'{n}_q95']:8.3g}]"
                  for n in NAMES]
-        lines.append(f"{r['scan']:<{width}}  {r['T']:>6.1f}  " + "  ".join(cells))
+        line = f"{r['scan']:<{width}}  {r['T']:>6.1f}  " + "  ".join(cells)
+        if misspec:
+            flag = " !" if r["misspec_p"] < alpha else ""
+            line += f"  {r['misspec_p']:9.3f}{flag}"
+        lines.append(line)
     return "\n".join(lines)
 
 
