@@ -107,7 +107,13 @@ def main() -> None:
         results.append({"coral": coral, "phi": phi, **figures})
         print(results[-1], flush=True)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "adaptation_weights.json").write_text(json.dumps(results, indent=1))
+    table = RESULTS / "adaptation_weights.json"
+    if table.exists():  # rows of earlier grids stay, the same weights are replaced
+        done = {(r["coral"], r["phi"]) for r in results}
+        results = [r for r in json.loads(table.read_text())
+                   if (r["coral"], r["phi"]) not in done] + results
+    results.sort(key=lambda r: (r["coral"], r["phi"]))
+    table.write_text(json.dumps(results, indent=1))
     lines = ["# Adaptation weights: CORAL and Phi term", "",
              f"Each row: a model trained on {args.n_train} measured simulations ({args.epochs} "
              "epochs at most), adapted to 60 exact-measurement pseudo-experiments; scored on "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from gbsbi.cli.args import nonnegative_int, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -21,10 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL_DIR", help="model directory from `gbsbi train`")
     p.add_argument("test", metavar="TEST.h5", help="held-out bank or pseudo-experiments")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--n", type=int, default=1000,
+    p.add_argument("--n", type=positive_int, default=1000,
                    help="simulations to check, the first N of the file (default 1000)")
-    p.add_argument("--draws", type=int, default=1000, help="draws per simulation (1000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--draws", type=positive_int, default=1000, help="draws per simulation (1000)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
     p.add_argument("--cache", metavar="DIR", help="folder to cache a bank's reduced inputs")
     p.add_argument("--overwrite", action="store_true", help="replace DIR")
     p.set_defaults(func=run)

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from gbsbi.cli.args import nonnegative_int, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,11 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--bank", metavar="BANK.h5", help="the model's training bank")
     p.add_argument("--phi-npe", metavar="DIR", help="reuse a Phi-only NPE (a DIR/phi_npe)")
-    p.add_argument("--scans", type=int, metavar="N", help="the first N scans only")
-    p.add_argument("--draws", type=int, default=2000,
+    p.add_argument("--scans", type=positive_int, metavar="N", help="the first N scans only")
+    p.add_argument("--draws", type=positive_int, default=2000,
                    help="draws of each NPE per scan, and C2ST set size (default 2000)")
     p.add_argument("--cache", metavar="DIR", help="folder to cache the bank's reduced inputs")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR")
     p.set_defaults(func=run)
 

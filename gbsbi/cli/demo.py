@@ -4,8 +4,10 @@ A bank simulated as measured (fast noise model) with its figures; pseudo-experim
 with known theta, measured at several temperatures); a posterior estimator trained on the bank
 with CORAL and the Phi term against the pseudo-experiments' maps (unlabelled: their theta is
 never shown to training); posteriors for every pseudo-experiment with the true values marked;
-and a summary: how often the 90 % intervals cover the truth, and the RMSE of the posterior
-means. It takes about 3 minutes on a 2-core machine (``--quick``: seconds, for tests).
+a summary: how often the 90 % intervals cover the truth, and the RMSE of the posterior
+means; `gbsbi check` on the pseudo-experiments, `gbsbi ppc` on a few of them, and the report
+(``report.html``) of the run folder. It takes a few minutes on a 2-core machine (``--quick``:
+seconds, for tests).
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ class DemoSize:
     repeats: int
     epochs: int
     draws: int
+    check_draws: int
+    ppc_scans: int
+    ppc_draws: int
 
 
 FULL = DemoSize(bank=10_000, groups=3, temperatures=(300.0, 350.0, 400.0, 450.0), repeats=5,
-                epochs=30, draws=2000)
+                epochs=30, draws=2000, check_draws=1000, ppc_scans=6, ppc_draws=50)
 QUICK = DemoSize(bank=600, groups=2, temperatures=(320.0, 420.0), repeats=1, epochs=2,
-                 draws=200)
+                 draws=200, check_draws=100, ppc_scans=2, ppc_draws=20)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -106,6 +111,28 @@ def _demo(out: Path, size: DemoSize, seed: int) -> None:
     result = infer_to_files(model, pseudo, out / "posteriors.nc", size.draws, seed,
                             warn=lambda line: print(f"warning: {line}", file=sys.stderr))
     _summary(result)
+    _trust(out, size, seed)
+
+
+def _trust(out: Path, size: DemoSize, seed: int) -> None:
+    """Calibration on the pseudo-experiments, predictive checks of a few scans, and the report
+    of the run folder, through the commands themselves."""
+    from gbsbi.cli import main
+    from gbsbi.errors import GbsbiError
+    from gbsbi.report import write_report
+
+    model, pseudo, posteriors = (str(out / n) for n in
+                                 ("model", "pseudo_experiments.h5", "posteriors.nc"))
+    steps = (["check", model, pseudo, "--out", str(out / "check"), "--draws",
+              str(size.check_draws), "--seed", str(seed)],
+             ["ppc", model, pseudo, posteriors, "--out", str(out / "ppc"), "--scans",
+              str(size.ppc_scans), "--draws", str(size.ppc_draws), "--seed", str(seed)])
+    for argv in steps:
+        print(f"\n$ gbsbi {' '.join(argv)}")
+        if main(argv) != 0:
+            raise GbsbiError(f"demo: `gbsbi {argv[0]}` failed")
+    report = write_report(out, out / "report.html")
+    print(f"\nwrote {report}: the run on one page (open it in a browser)")
 
 
 def _pseudo(out: Path, size: DemoSize, seed: int) -> Path:

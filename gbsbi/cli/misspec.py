@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from gbsbi.cli.args import nonnegative_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fit-reference", metavar="BANK.h5",
                    help="fit the reference density into MODEL_DIR from its training bank")
     p.add_argument("--cache", metavar="DIR", help="folder to cache the bank's reduced inputs")
-    p.add_argument("--seed", type=int, default=0, help="seed of the MMD permutations (0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="seed of the MMD permutations (0)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace DIR, or a reference the model already has")
     p.set_defaults(func=run)

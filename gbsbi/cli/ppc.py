@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from gbsbi.cli.args import nonnegative_int, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -20,10 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("maps", metavar="MAPS.h5", help="the maps file of the posteriors")
     p.add_argument("posteriors", metavar="POSTERIORS.nc", help="from `gbsbi infer`")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--draws", type=int, default=100,
+    p.add_argument("--draws", type=positive_int, default=100,
                    help="posterior draws simulated per scan (default 100)")
-    p.add_argument("--scans", type=int, metavar="N", help="the first N scans only")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--scans", type=positive_int, metavar="N", help="the first N scans only")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR")
     p.set_defaults(func=run)
 

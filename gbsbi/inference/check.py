@@ -196,8 +196,9 @@ def run_check(
         ranks, dap = run_sbc(u_t, x_t, posterior, num_posterior_samples=draws,
                              show_progress_bar=False)
         sbc = check_sbc(ranks, torch.rand(len(u_t), 3), dap, num_posterior_samples=draws)
+        # sbi bins the credibility values in n // 10 bins: at least 2 for a small test set
         ecp, alpha = run_tarp(u_t, x_t, posterior, num_posterior_samples=draws,
-                              show_progress_bar=False)
+                              show_progress_bar=False, num_bins=max(2, len(u_t) // 10))
         atc, ks = check_tarp(ecp, alpha)
     end = time.perf_counter()
     return CheckResult(
