@@ -111,11 +111,14 @@ def corner_plots(draws: PosteriorDraws, prior: Prior, folder: Path) -> list[Path
 
 
 def intervals_plot(draws: PosteriorDraws, prior: Prior, path: Path) -> Path:
-    """Posterior mean and 90 % interval of each scan against temperature, per group."""
+    """Posterior median and 90 % interval of each scan against temperature, per group.
+
+    The median, not the mean: a skewed posterior (sigma over decades) can have its mean above
+    its 95 % quantile, and the marker must sit inside its own interval.
+    """
     plt = _plt()
     flat = draws.theta.reshape(-1, *draws.theta.shape[2:])
-    mean = flat.mean(0)
-    low, high = np.quantile(flat, QUANTILES, axis=0)
+    low, mid, high = np.quantile(flat, (QUANTILES[0], 0.5, QUANTILES[1]), axis=0)
     groups = np.array([""] * len(draws.scan)) if draws.group is None else draws.group
     names = list(dict.fromkeys(groups))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
@@ -130,8 +133,8 @@ def intervals_plot(draws: PosteriorDraws, prior: Prior, path: Path) -> Path:
         offsets += (g - (len(names) - 1) / 2) * span * 0.004
         for j, ax in enumerate(axes):
             x = draws.temperature[pick] + offsets
-            err = np.stack([mean[pick, j] - low[pick, j], high[pick, j] - mean[pick, j]])
-            ax.errorbar(x, mean[pick, j], yerr=err, fmt="o", ms=3, capsize=2, color=f"C{g}",
+            err = np.stack([mid[pick, j] - low[pick, j], high[pick, j] - mid[pick, j]])
+            ax.errorbar(x, mid[pick, j], yerr=err, fmt="o", ms=3, capsize=2, color=f"C{g}",
                         label=group or None)
             if draws.truth is not None:
                 for value in np.unique(draws.truth[pick, j]):
@@ -145,7 +148,7 @@ def intervals_plot(draws: PosteriorDraws, prior: Prior, path: Path) -> Path:
     if len(names) > 1 or names[0]:
         axes[0].legend(fontsize=8)
     note = "; dashed: true values" if draws.truth is not None else ""
-    fig.suptitle(f"posterior mean and 90 % interval per scan{note}", fontsize=10)
+    fig.suptitle(f"posterior median and 90 % interval per scan{note}", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

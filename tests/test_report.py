@@ -101,3 +101,19 @@ def test_report_in_headless_chromium(run_dir, tmp_path):
     assert len(widths) == 5 and min(widths) > 0
     assert errors == []
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_intervals_plot_takes_a_posterior_whose_mean_lies_above_its_95_quantile(tmp_path):
+    # 96 % of sigma's draws at the prior's low end, 4 % at its top: the mean (about 0.05 J/m^2)
+    # lies above the 95 % quantile (1e-3). The plot once drew mean +- quantile distances and
+    # failed on the negative error bar (`gbsbi demo` hit it on a pseudo-experiment).
+    prior = Prior()
+    theta = np.tile(prior.from_unit(np.full((1, 3), 0.5)), (1, 100, 1, 1))
+    theta[0, :96, 0, 1], theta[0, 96:, 0, 1] = prior.low[1], prior.high[1]
+    flat = theta[0, :, 0, 1]
+    assert flat.mean() > np.quantile(flat, 0.95)
+    draws = PosteriorDraws(theta=theta, scan=np.array(["s"]), temperature=np.array([350.0]),
+                           q=np.array([1.0]), phi=np.array([0.3]),
+                           phi_corrected=np.array([0.3]))
+    path = intervals_plot(draws, prior, tmp_path / "intervals.png")
+    assert path.stat().st_size > 0

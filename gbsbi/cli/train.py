@@ -8,8 +8,8 @@ import argparse
 from gbsbi.cli.args import nonnegative_float, nonnegative_int, positive_float, positive_int
 
 #: Default weights of the adaptation terms, from studies/adaptation_weights.py (see README).
-DEFAULT_CORAL = 0.1
-DEFAULT_PHI = 1.0
+DEFAULT_CORAL = 0.01
+DEFAULT_PHI = 0.1
 #: The point estimator's, from studies/point_settings.py (see README): weights of the
 #: adaptation stage, its learning rate, and the per-group fine-tuning.
 POINT_CORAL = 0.1
