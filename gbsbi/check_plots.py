@@ -92,12 +92,13 @@ def predicted_plot(truth: np.ndarray, mean: np.ndarray, low: np.ndarray, high: n
     pick = np.linspace(0, len(truth) - 1, min(most, len(truth))).astype(int)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), constrained_layout=True)
     for k, ax in enumerate(axes):
-        t, m = truth[pick, k], mean[pick, k]
-        err = np.stack([m - low[pick, k], high[pick, k] - m])
-        inside = (t >= low[pick, k]) & (t <= high[pick, k])
+        t, m, lo, hi = truth[pick, k], mean[pick, k], low[pick, k], high[pick, k]
+        inside = (t >= lo) & (t <= hi)
+        # Intervals as lines and means as points: a skewed posterior's mean can lie outside
+        # its own interval, which error bars around the mean cannot draw.
         for mask, color in ((inside, "C0"), (~inside, "C3")):
-            ax.errorbar(t[mask], m[mask], yerr=err[:, mask], fmt="o", ms=2, lw=0.5,
-                        color=color, alpha=0.6)
+            ax.vlines(t[mask], lo[mask], hi[mask], color=color, lw=0.5, alpha=0.6)
+            ax.plot(t[mask], m[mask], "o", ms=2, color=color, alpha=0.6)
         span = [min(truth[:, k].min(), low[:, k].min()), max(truth[:, k].max(),
                                                               high[:, k].max())]
         ax.plot(span, span, color="0.3", lw=1)

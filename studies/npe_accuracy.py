@@ -141,9 +141,9 @@ def plot_pred(ev, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(12, 4), constrained_layout=True)
     for j, (ax, name) in enumerate(zip(axes, NAMES, strict=True)):
         pick = np.arange(min(400, len(ev.truth)))
-        err = np.stack([ev.mean[pick, j] - ev.low[pick, j], ev.high[pick, j] - ev.mean[pick, j]])
-        ax.errorbar(ev.truth[pick, j], ev.mean[pick, j], yerr=err, fmt="o", ms=2, alpha=0.3,
-                    elinewidth=0.5)
+        # Lines and points, not error bars: a mean can lie outside its own 90 % interval.
+        ax.vlines(ev.truth[pick, j], ev.low[pick, j], ev.high[pick, j], lw=0.5, alpha=0.3)
+        ax.plot(ev.truth[pick, j], ev.mean[pick, j], "o", ms=2, alpha=0.3)
         lo, hi = ev.truth[:, j].min(), ev.truth[:, j].max()
         ax.plot([lo, hi], [lo, hi], "k--")
         ax.set_xlabel(f"true {name}")

@@ -117,3 +117,16 @@ def test_intervals_plot_takes_a_posterior_whose_mean_lies_above_its_95_quantile(
                            phi_corrected=np.array([0.3]))
     path = intervals_plot(draws, prior, tmp_path / "intervals.png")
     assert path.stat().st_size > 0
+
+
+def test_predicted_plot_takes_means_outside_their_intervals(tmp_path):
+    # `gbsbi check`'s predicted-against-true figure: one posterior mean below its 5 %
+    # quantile (a skewed posterior); error bars around the mean cannot draw that.
+    from gbsbi.check_plots import predicted_plot
+
+    truth = np.linspace(0.1, 0.9, 6)[:, None].repeat(3, 1)
+    low, high = truth - 0.1, truth + 0.1
+    mean = truth.copy()
+    mean[2] = low[2] - 0.05
+    path = predicted_plot(truth, mean, low, high, [0.9, 0.9, 0.9], tmp_path / "predicted.png")
+    assert path.stat().st_size > 0

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="calibration and accuracy of a model on held-out simulations",
         description="Sample the model's posterior for simulations with known parameters (a "
         "bank from `gbsbi simulate` never used in training, or pseudo-experiments) and write "
-        "to DIR: check.json (R^2 and RMSE of the posterior mean of D, log10 sigma and c; 90%% "
+        "to DIR: check.json (R^2 and RMSE of the posterior mean of D, log10 sigma and c; 90% "
         "coverage and width; expected coverage of central intervals per parameter and of the "
         "joint highest-density region; SBC with sbi's run_sbc/check_sbc; TARP with "
         "run_tarp/check_tarp), check.npz (per simulation), coverage.png, sbc_ranks.png, "

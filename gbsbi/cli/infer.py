@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="posteriors of D, sigma and c for every scan of a maps file",
         description="Sample the posterior of each scan with a trained model and write them as "
         "an ArviZ NetCDF file (groups posterior, constant_data, observed_data), a CSV beside it "
-        "(mean, sd, 5%% and 95%% quantiles per parameter), a corner plot per scan and a figure "
+        "(mean, sd, 5% and 95% quantiles per parameter), a corner plot per scan and a figure "
         "of all intervals against temperature (in the folder OUT-plots/). Each scan also gets "
         "the p-value of a misspecification test (is its embedding like those of the "
         "simulations?), stored in the file, printed, and a warning for each scan below the "
