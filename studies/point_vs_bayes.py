@@ -132,6 +132,18 @@ def score_posteriors(nc: Path, truth: np.ndarray) -> dict:
     return out
 
 
+def score_points(csv: Path, truth: np.ndarray) -> dict:
+    """RMSE and R^2 of a point model's estimates (the CSV `gbsbi infer` writes for it)."""
+    import csv as csvlib
+
+    with csv.open() as f:
+        rows = list(csvlib.DictReader(f))
+    estimate = scaled(np.array([[float(r["D"]), float(r["sigma"]), float(r["c"])]
+                                for r in rows]))
+    t = scaled(truth)
+    return {"rmse": rmse(t, estimate).tolist(), "r2": r2_score(t, estimate).tolist()}
+
+
 def heldout_maps(bank: Path, n: int, path: Path) -> Path:
     """The first n maps of a held-out bank as a maps file with theta."""
     import h5py
@@ -235,12 +247,16 @@ def main() -> None:
         results[name] = {}
         for data, path in files.items():
             nc = work / f"post-{name.replace(' ', '_')}-{data}.nc"
-            if not nc.exists():
+            # A point model writes its estimates as a CSV (and a JSON) beside --out, no .nc.
+            done = nc.with_suffix(".csv" if "regressor" in name else ".nc")
+            if not done.exists():
                 gbsbi("infer", str(model), str(path), "--out", str(nc), "--draws",
                       str(args.draws), "--no-plots", "--seed", str(args.seed))
             from gbsbi.io.mapsfile import read_maps
 
-            results[name][data] = score_posteriors(nc, read_maps(path).theta)
+            truth = read_maps(path).theta
+            results[name][data] = (score_points(done, truth) if "regressor" in name
+                                   else score_posteriors(nc, truth))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "point_vs_bayes.json").write_text(json.dumps(
         {"results": results, "models": {k: str(v) for k, v in models.items()},
