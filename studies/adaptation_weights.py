@@ -24,8 +24,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from npe_accuracy import ensure_bank, ensure_pseudo  # the sibling study's banks
 
-from gbsbi.bank import BankSpec, simulate_bank
 from gbsbi.diagnostics.calibration import central_coverage, r2_score, rmse
 from gbsbi.inference.data import bank_inputs, scan_inputs
 from gbsbi.inference.evaluate import evaluate
@@ -33,26 +33,10 @@ from gbsbi.inference.model import load_model
 from gbsbi.inference.pipeline import train_model
 from gbsbi.inference.posterior import GbPosterior
 from gbsbi.inference.training import TrainConfig
-from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments
-from simulators.config import ExperimentConfig, MeasurementPrior, Prior
 
 RESULTS = Path(__file__).parent / "results"
 NAMES = ("D", "log10 sigma", "c")
 LEVELS = np.round(np.arange(0.1, 0.91, 0.1), 1)
-
-
-def ensure_bank(path: Path, n: int, seed: int) -> Path:
-    if not path.exists():
-        simulate_bank(path, BankSpec(ExperimentConfig(), Prior(), n, seed, measurement="fast"),
-                      workers=2)
-    return path
-
-
-def ensure_pseudo(path: Path, seed: int) -> Path:
-    if not path.exists():
-        write_pseudo_experiments(path, PseudoSpec(mode="exact", seed=seed), ExperimentConfig(),
-                                 Prior(), MeasurementPrior())
-    return path
 
 
 def parse_grid(text: str) -> list[tuple[float, float]]:
