@@ -36,7 +36,7 @@ import numpy as np
 
 from gbsbi import __version__
 from gbsbi.errors import GbsbiError
-from gbsbi.io.atomic import atomic_path, check_writable, fsync_replace
+from gbsbi.io.atomic import atomic_path, check_writable, write_atomic
 from gbsbi.io.mapsfile import FORMAT, VERSION
 from gbsbi.summaries.phi import phi
 from simulators.config import ExperimentConfig, MeasurementPrior, Prior, config_hash
@@ -199,7 +199,7 @@ class Journal:
         self.folder.mkdir()
         manifest = {"config": json.loads(text), "config_hash": config_hash(text),
                     "gbsbi_version": __version__}
-        _write_atomic(self.manifest, json.dumps(manifest, indent=1).encode())
+        write_atomic(self.manifest, json.dumps(manifest, indent=1), sync=True)
 
     def path(self, block: int) -> Path:
         return self.folder / f"block_{block:07d}.npz"
@@ -209,10 +209,8 @@ class Journal:
 
     def save(self, block: int, arrays: dict[str, np.ndarray]) -> None:
         """Journal one block: written under a temporary name, synced, then renamed."""
-        tmp = self.folder / f".block_{block:07d}.{os.getpid()}.tmp.npz"
-        with open(tmp, "wb") as f:
+        with atomic_path(self.path(block), sync=True) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
-        fsync_replace(tmp, self.path(block))
 
     def load(self, block: int) -> dict[str, np.ndarray]:
         """The arrays of a journaled block (every byte read, so the zip's CRCs are checked)."""
@@ -238,12 +236,6 @@ class Journal:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder)
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(payload)
-    fsync_replace(tmp, path)
 
 
 def assemble(out: Path, spec: BankSpec, journal: Journal) -> str:

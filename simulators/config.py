@@ -124,6 +124,18 @@ class ParameterSpec:
             return (np.log(value) - np.log(self.low)) / (np.log(self.high) - np.log(self.low))
         return (value - self.low) / (self.high - self.low)
 
+    def to_scale(self, value: np.ndarray) -> np.ndarray:
+        """Values on the scale the prior is uniform on, in reports: log10 for a log scale."""
+        value = np.asarray(value, dtype=np.float64)
+        return np.log10(value) if self.scale == "log" else value
+
+    def log_jacobian(self, value: np.ndarray) -> np.ndarray:
+        """log |du / dvalue| of :meth:`to_unit` (finite for value > 0 on a log scale)."""
+        value = np.asarray(value, dtype=np.float64)
+        if self.scale == "log":
+            return -np.log(value) - np.log(np.log(self.high) - np.log(self.low))
+        return np.full(value.shape, -np.log(self.high - self.low))
+
 
 def _default_parameters() -> tuple[ParameterSpec, ...]:
     return (
@@ -193,6 +205,23 @@ class Prior:
         """The inverse of :meth:`to_unit`: theta of u in the unit cube, shape (..., 3)."""
         u = np.asarray(u, dtype=np.float64)
         return np.stack([p.sample(u[..., k]) for k, p in enumerate(self.parameters)], -1)
+
+    def to_scale(self, theta: np.ndarray) -> np.ndarray:
+        """theta on the prior's scale, (D, log10 sigma, c): the scale of accuracy and
+        coverage figures; shape (..., 3)."""
+        theta = np.asarray(theta, dtype=np.float64)
+        return np.stack([p.to_scale(theta[..., k]) for k, p in enumerate(self.parameters)], -1)
+
+    def scale_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) of each parameter on the prior's scale (:meth:`to_scale`), shape (3,)."""
+        return (np.array([float(p.to_scale(p.low)) for p in self.parameters]),
+                np.array([float(p.to_scale(p.high)) for p in self.parameters]))
+
+    def log_jacobian(self, theta: np.ndarray) -> np.ndarray:
+        """sum_k log |du_k / dtheta_k| of :meth:`to_unit`, shape (...): the density of u times
+        exp(this) is the density of theta."""
+        theta = np.asarray(theta, dtype=np.float64)
+        return sum(p.log_jacobian(theta[..., k]) for k, p in enumerate(self.parameters))
 
     def contains(self, theta: np.ndarray) -> np.ndarray:
         """Whether each theta (shape (..., 3)) lies inside the prior's support."""

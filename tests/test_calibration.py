@@ -6,7 +6,7 @@ posterior is known."""
 import numpy as np
 import pytest
 
-from gbsbi.diagnostics.calibration import (
+from gbsbi.validation.calibration import (
     binomial_band,
     central_coverage,
     hpd_coverage,
@@ -80,8 +80,10 @@ def test_a_trained_flow_is_calibrated_and_its_distortions_are_told_apart():
     then sampled through sbi's DirectPosterior under BoxUniform."""
     from sbi.inference import DirectPosterior
 
-    from gbsbi.inference.flow import FlowConfig, build_flow, unit_box
-    from gbsbi.inference.training import TrainConfig, TrainingSet, train
+    from gbsbi.inference.config import FlowConfig, TrainConfig
+    from gbsbi.inference.flow import build_flow, unit_box
+    from gbsbi.inference.loop import TrainingSet
+    from gbsbi.inference.npe.train import train
 
     g = torch.Generator().manual_seed(0)
     u = torch.rand(4000, 3, generator=g)
@@ -144,7 +146,7 @@ torch_sbc = pytest.importorskip("torch")
 def test_drawn_serves_sbi_run_sbc_the_same_ranks_as_ours():
     from sbi.diagnostics import run_sbc
 
-    from gbsbi.inference.check import Drawn
+    from gbsbi.inference.sbi_tools import Drawn
 
     samples, theta = gaussian_case(1.0, n=300, draws=200)
     draws = torch_sbc.as_tensor(samples, dtype=torch_sbc.float32)
@@ -170,7 +172,7 @@ def test_sbi_sbc_and_tarp_on_drawn_analytic_posteriors(k, calibrated):
     bounds below sit half-way."""
     from sbi.diagnostics import check_sbc, check_tarp, run_sbc, run_tarp
 
-    from gbsbi.inference.check import Drawn
+    from gbsbi.inference.sbi_tools import Drawn
 
     samples, theta = gaussian_case(k)
     draws = torch_sbc.as_tensor(samples, dtype=torch_sbc.float32)
@@ -195,8 +197,9 @@ def test_sbi_sbc_and_tarp_on_drawn_analytic_posteriors(k, calibrated):
 def test_draws_in_the_cube_are_paired_with_their_input_and_log_density():
     """Each draw of draw_in_cube lies in the cube and carries log q(u | x) of its own x (a
     mix-up of draws and inputs would give other log-densities)."""
-    from gbsbi.inference.check import draw_in_cube
-    from gbsbi.inference.flow import FlowConfig, build_flow, log_prob_given
+    from gbsbi.inference.config import FlowConfig
+    from gbsbi.inference.flow import build_flow, log_prob_given
+    from gbsbi.inference.npe.predict import draw_in_cube
 
     g = torch_sbc.Generator().manual_seed(0)
     u = torch_sbc.rand(500, 3, generator=g)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("torch")
-from gbsbi.inference.crosscheck import EmceeConfig, run_emcee  # noqa: E402
+from gbsbi.validation.crosscheck import EmceeConfig, run_emcee  # noqa: E402
 
 MEAN = np.array([0.4, 0.6])
 COV = np.array([[0.010, 0.006], [0.006, 0.008]])  # correlation 0.67, well inside the cube
@@ -34,8 +34,9 @@ def test_emcee_recovers_a_known_gaussian():
 def test_numpy_surrogate_is_the_torch_surrogate_and_the_likelihood_its_gaussian():
     import torch
 
-    from gbsbi.inference.crosscheck import phi_log_likelihood, surrogate_numpy
     from gbsbi.inference.surrogate import PhiSurrogate, gaussian_nll
+    from gbsbi.inference.surrogate import numpy_forward as surrogate_numpy
+    from gbsbi.validation.crosscheck import phi_log_likelihood
 
     torch.manual_seed(0)
     surrogate = PhiSurrogate(16).eval()
@@ -45,7 +46,7 @@ def test_numpy_surrogate_is_the_torch_surrogate_and_the_likelihood_its_gaussian(
     mu_np, sd_np = surrogate_numpy(surrogate)(u.double().numpy(), t.double().numpy())
     np.testing.assert_allclose(mu_np, mu.numpy(), rtol=1e-5)
     np.testing.assert_allclose(sd_np, sd.numpy(), rtol=1e-5)
-    log_prob = phi_log_likelihood(surrogate, 0.3, 0.25)
+    log_prob = phi_log_likelihood(surrogate_numpy(surrogate), 0.3, 0.25)
     with torch.no_grad():
         expected = -gaussian_nll(*surrogate(u, torch.full((50,), 0.25)), torch.full((50,), 0.3))
     np.testing.assert_allclose(log_prob(u.double().numpy()), expected.numpy(), rtol=1e-5)

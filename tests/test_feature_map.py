@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("umap")
-from gbsbi.diagnostics.feature_map import own_label_share, umap_coordinates  # noqa: E402
+from gbsbi.validation.features import own_label_share, umap_coordinates  # noqa: E402
 
 
 def _clusters(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from gbsbi.inference.coral import coral  # noqa: E402
-from gbsbi.inference.embedding import EmbeddingConfig, MapEmbedding  # noqa: E402
-from gbsbi.inference.flow import FlowConfig, build_flow, log_prob_given, sample_given  # noqa: E402
+from gbsbi.inference.config import EmbeddingConfig, FlowConfig, TrainConfig  # noqa: E402
+from gbsbi.inference.domain import coral  # noqa: E402
+from gbsbi.inference.embedding import MapEmbedding  # noqa: E402
+from gbsbi.inference.flow import build_flow, log_prob_given, parts, sample_given  # noqa: E402
 from gbsbi.inference.inputs import SCALARS, InputLayout  # noqa: E402
-from gbsbi.inference.regressor import HeadConfig, MLPHead, build_regressor  # noqa: E402
+from gbsbi.inference.npe.train import npe_losses  # noqa: E402
+from gbsbi.inference.point.config import HeadConfig  # noqa: E402
+from gbsbi.inference.point.network import MLPHead, build_regressor  # noqa: E402
 from gbsbi.inference.surrogate import PhiSurrogate  # noqa: E402
-from gbsbi.inference.training import TrainConfig, _losses  # noqa: E402
 
 BINS = 16
 SIZE = InputLayout(BINS).size
@@ -145,7 +147,7 @@ def test_coral_is_zero_for_identical_batches_and_positive_otherwise():
 
 def test_sample_given_is_reparameterised_and_matches_the_flow():
     flow = _flow()
-    features = flow.net._embedding_net(_x(3))
+    features = parts(flow).embedding(_x(3))
     torch.manual_seed(0)
     u = sample_given(flow, 4, features)
     assert u.shape == (4, 3, 3)
@@ -154,7 +156,7 @@ def test_sample_given_is_reparameterised_and_matches_the_flow():
     # log_prob_given with the same features is the flow's own log_prob
     x = _x(3)
     v = torch.rand(3, 3)
-    torch.testing.assert_close(log_prob_given(flow, v, flow.net._embedding_net(x)),
+    torch.testing.assert_close(log_prob_given(flow, v, parts(flow).embedding(x)),
                                flow.log_prob(v[None], x)[0])
 
 
@@ -172,12 +174,12 @@ def test_phi_term_is_zero_when_the_surrogate_reproduces_the_data():
         last.weight.zero_()
         last.bias.copy_(torch.tensor([np.log(0.3 / 0.7), 0.0]))
     config = TrainConfig(coral_weight=0.0, phi_weight=1.0)
-    losses = _losses(flow, _x(8), torch.rand(8, 3), x_e, config, surrogate, layout)
-    assert losses.phi.item() == pytest.approx(0.0, abs=1e-12)
+    losses = npe_losses(flow, config, surrogate)(_x(8), torch.rand(8, 3), x_e)
+    assert losses["phi"].item() == pytest.approx(0.0, abs=1e-12)
     scalars[:, SCALARS.index("phi_corrected")] = 0.5
     x_e[:, layout.scalars] = scalars
-    losses = _losses(flow, _x(8), torch.rand(8, 3), x_e, config, surrogate, layout)
-    assert losses.phi.item() == pytest.approx(0.04, rel=1e-5)
+    losses = npe_losses(flow, config, surrogate)(_x(8), torch.rand(8, 3), x_e)
+    assert losses["phi"].item() == pytest.approx(0.04, rel=1e-5)
 
 
 def test_phi_term_leaves_out_maps_of_nothing_but_noise():
@@ -186,8 +188,8 @@ def test_phi_term_leaves_out_maps_of_nothing_but_noise():
     x_e = _x(4, 5)
     x_e[:, layout.scalars.start + SCALARS.index("noise_only")] = 1.0
     config = TrainConfig(coral_weight=1.0, phi_weight=1.0)
-    losses = _losses(flow, _x(8), torch.rand(8, 3), x_e, config, _surrogate(), layout)
-    assert losses.phi.item() == 0.0 and losses.coral.item() > 0
+    losses = npe_losses(flow, config, _surrogate())(_x(8), torch.rand(8, 3), x_e)
+    assert losses["phi"].item() == 0.0 and losses["coral"].item() > 0
 
 
 def test_point_estimates_lie_in_the_unit_cube():

@@ -7,12 +7,9 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from gbsbi.inference.misspecification import (  # noqa: E402
-    MisspecConfig,
-    fit_density,
-    scan_pvalues,
-    set_test,
-)
+from gbsbi.inference.misspecification import MisspecConfig, fit_density  # noqa: E402
+from gbsbi.validation.misspecification import reference_pvalues as scan_pvalues  # noqa: E402
+from gbsbi.validation.misspecification import set_test  # noqa: E402
 
 DIM = 4
 
@@ -66,8 +63,10 @@ def test_p_values_are_sbis_calc_misspecification_logprob(reference):
 
 
 def test_set_level_mmd_accepts_the_same_and_rejects_a_shift(reference):
-    same = set_test(reference, _draws(50, 0.0, 4), n_shuffle=300, seed=0)
-    shifted = set_test(reference, _draws(50, 1.0, 5), n_shuffle=300, seed=0)
+    same = set_test(reference.features.numpy(), _draws(50, 0.0, 4).numpy(), n_shuffle=300,
+                    seed=0)
+    shifted = set_test(reference.features.numpy(), _draws(50, 1.0, 5).numpy(), n_shuffle=300,
+                       seed=0)
     # fixed seeds: a same-distribution set has p uniform (here well above 0.05); a 1 sd shift
     # of 50 points is far beyond the permutation null (p = 0 of 300 shuffles)
     assert same["p_value"] > 0.05 and shifted["p_value"] < 0.01

@@ -113,14 +113,14 @@ def test_infer_on_a_point_model_writes_point_estimates_with_each_groups_head(wor
 def test_infer_point_estimates_equal_the_regressors_in_python(work):
     from gbsbi.inference.data import scan_inputs
     from gbsbi.inference.model import load_model
-    from gbsbi.inference.point_infer import point_estimates
-    from gbsbi.inference.regressor import predict
+    from gbsbi.inference.point.network import predict
+    from gbsbi.inference.point.predict import group_heads, point_estimates
 
     model = load_model(work["root"] / "point")
     scans = scan_inputs(work["pseudo"], model.spec.experiment, model.spec.inputs)
     estimates, notes = point_estimates(model, scans, "auto")
     first = scans.maps.group == "group-1"
-    u = predict(model.regressor, torch.as_tensor(scans.x[first]), model.heads["group-1"])
+    u = predict(model.network, torch.as_tensor(scans.x[first]), group_heads(model)["group-1"])
     np.testing.assert_allclose(estimates.theta[first],
                                model.spec.prior.from_unit(u.double().numpy()), rtol=1e-12)
     assert notes == []

@@ -7,19 +7,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from gbsbi.errors import GbsbiError  # noqa: E402
-from gbsbi.inference.coral import coral  # noqa: E402
-from gbsbi.inference.embedding import EmbeddingConfig  # noqa: E402
+from gbsbi.inference.config import EmbeddingConfig, TrainConfig  # noqa: E402
+from gbsbi.inference.domain import coral, phi_residual  # noqa: E402
 from gbsbi.inference.inputs import SCALARS, InputLayout  # noqa: E402
-from gbsbi.inference.point_training import (  # noqa: E402
-    FineTuneConfig,
-    PointConfig,
-    fine_tune,
-    fit,
-    phi_residual,
-)
-from gbsbi.inference.regressor import HeadConfig, build_regressor, predict  # noqa: E402
+from gbsbi.inference.loop import TrainingSet  # noqa: E402
+from gbsbi.inference.point.config import FineTuneConfig, HeadConfig, PointConfig  # noqa: E402
+from gbsbi.inference.point.network import build_regressor, predict  # noqa: E402
+from gbsbi.inference.point.train import fine_tune  # noqa: E402
+from gbsbi.inference.point.train import fit_stages as fit  # noqa: E402
 from gbsbi.inference.surrogate import PhiSurrogate  # noqa: E402
-from gbsbi.inference.training import TrainConfig, TrainingSet  # noqa: E402
 
 BINS = 16
 LAYOUT = InputLayout(BINS)
@@ -69,7 +65,7 @@ def test_vanilla_training_lowers_the_validation_mse_and_keeps_the_best_epoch():
     # u is uniform: predicting 0.5 everywhere gives MSE 1/12 = 0.083; learnt (0.004 with
     # this seed), below a quarter of it
     assert history[0]["val_mse"] > 0.05 and min(r["val_mse"] for r in history) < 0.02
-    from gbsbi.inference.training import split
+    from gbsbi.inference.loop import split
 
     _, val = split(len(data.x), 0.1, 0)
     mse = (predict(regressor, data.x[val]) - data.u[val]).square().mean().item()
@@ -204,9 +200,15 @@ def test_point_configuration_round_trips_and_refuses_what_cannot_work():
             FineTuneConfig(**bad)
 
 
-def test_the_fine_tuning_defaults_are_those_of_the_command_line():
-    from gbsbi.cli import train
+def test_the_command_line_takes_its_point_defaults_from_the_configuration():
+    """`gbsbi train --estimator point` with no setting flags gives the configuration
+    dataclasses' defaults: the command line holds no defaults of its own."""
+    from gbsbi.cli import build_parser, train
+    from gbsbi.inference.point.config import Adaptation
 
-    assert FineTuneConfig() == FineTuneConfig(train.POINT_FINE_TUNE_STEPS,
-                                              train.POINT_FINE_TUNE_LEARNING_RATE,
-                                              train.POINT_FINE_TUNE_LAYERS)
+    args = build_parser().parse_args(["train", "b.h5", "--out", "m", "--estimator", "point",
+                                      "--experimental", "x.h5", "--fine-tune-groups"])
+    vanilla, point = train.settings(args)
+    assert vanilla == TrainConfig()
+    assert point.adaptation == Adaptation().stage(TrainConfig())
+    assert point.fine_tune == FineTuneConfig() and point.head == HeadConfig()

@@ -11,9 +11,13 @@ import numpy as np
 import pytest
 
 from gbsbi.cli import main
+from gbsbi.inference.config import EmbeddingConfig, SurrogateConfig, TrainConfig
+from gbsbi.inference.inputs import InputConfig
+from gbsbi.inference.npe.config import NpeConfig
+from gbsbi.inference.spec import FORMAT, VERSION, ModelSpec
 from gbsbi.io.mapsfile import write_maps
 from gbsbi.io.posteriors import PosteriorDraws, write_posterior
-from gbsbi.posterior_plots import corner_plots, intervals_plot
+from gbsbi.plots.posterior import corner_plots, intervals_plot
 from gbsbi.pseudo import PseudoSpec, pseudo_experiments
 from simulators.config import ExperimentConfig, MeasurementPrior, Prior
 
@@ -26,8 +30,10 @@ def run_dir(tmp_path_factory):
     maps, extra = pseudo_experiments(spec, ExperimentConfig(), Prior(), MeasurementPrior())
     write_maps(root / "maps.h5", maps)
     (root / "model").mkdir()
-    (root / "model" / "model.json").write_text(json.dumps(  # what `gbsbi ppc` reads of it
-        {"experiment": ExperimentConfig().to_dict(), "measurement": MeasurementPrior().to_dict()}))
+    spec = ModelSpec(ExperimentConfig(), Prior(), MeasurementPrior(), InputConfig(),
+                     EmbeddingConfig(), SurrogateConfig(), TrainConfig(), NpeConfig())
+    (root / "model" / "model.json").write_text(json.dumps(  # all `gbsbi ppc` reads of a model
+        {"format": FORMAT, "version": VERSION, **spec.to_dict()}))
     rng = np.random.default_rng(0)
     prior = Prior()
     u = np.clip(prior.to_unit(maps.theta)[None, None] + 0.05 * rng.standard_normal(
@@ -122,7 +128,7 @@ def test_intervals_plot_takes_a_posterior_whose_mean_lies_above_its_95_quantile(
 def test_predicted_plot_takes_means_outside_their_intervals(tmp_path):
     # `gbsbi check`'s predicted-against-true figure: one posterior mean below its 5 %
     # quantile (a skewed posterior); error bars around the mean cannot draw that.
-    from gbsbi.check_plots import predicted_plot
+    from gbsbi.plots.check import predicted_plot
 
     truth = np.linspace(0.1, 0.9, 6)[:, None].repeat(3, 1)
     low, high = truth - 0.1, truth + 0.1

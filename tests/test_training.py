@@ -5,8 +5,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from gbsbi.errors import GbsbiError  # noqa: E402
-from gbsbi.inference.flow import FlowConfig, build_flow  # noqa: E402
-from gbsbi.inference.training import TrainConfig, TrainingSet, train  # noqa: E402
+from gbsbi.inference.config import FlowConfig, TrainConfig  # noqa: E402
+from gbsbi.inference.flow import build_flow  # noqa: E402
+from gbsbi.inference.loop import TrainingSet  # noqa: E402
+from gbsbi.inference.npe.train import train  # noqa: E402
 
 
 def toy(n: int = 600, seed: int = 0) -> TrainingSet:
@@ -30,7 +32,7 @@ def test_training_lowers_the_validation_nll_and_keeps_the_best_epoch():
     assert {"loss", "nll", "val_nll", "maps_per_s", "seconds"} <= set(history[0])
     best = min(r["val_nll"] for r in history)
     with torch.no_grad():
-        from gbsbi.inference.training import split
+        from gbsbi.inference.loop import split
 
         _, val = split(len(data.x), 0.1, 0)
         nll = -flow.log_prob(data.u[val][None], data.x[val])[0].mean().item()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from gbsbi.cli.args import nonnegative_int, positive_int
 
@@ -44,54 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gbsbi.errors import GbsbiError
-    from gbsbi.inference.infer import infer_to_files, outputs
-    from gbsbi.inference.model import load_model
-    from gbsbi.io.atomic import check_writable
-    from gbsbi.io.estimates import record_beside
-
-    out, csv_path, plots = outputs(check_writable(args.out))
-    model = load_model(args.model)
-    point = model.spec.estimator == "point"
-    targets = (csv_path, record_beside(csv_path)) if point else (out, csv_path, plots)
-    existing = [p for p in targets if p.exists()]
-    if existing and not args.overwrite:
-        raise GbsbiError(f"{existing[0]} exists; pass --overwrite to replace it")
-    if not point and (args.draws < 4 or args.draws % 4):
-        raise GbsbiError(f"--draws must be a positive multiple of 4, got {args.draws}")
-    if not point and args.head != "auto":
-        raise GbsbiError(f"--head {args.head}: {args.model} is a posterior estimator, it has "
-                         "no heads (only point models do)")
+    from gbsbi.inference.infer import run_infer
 
     def warn(line: str) -> None:
         print(f"gbsbi infer: warning: {line}", file=sys.stderr)
 
-    if point:
-        from gbsbi.inference.data import scan_inputs
-        from gbsbi.inference.infer import outside_temperature
-
-        scans = scan_inputs(args.maps, model.spec.experiment, model.spec.inputs)
-        for note in scans.notes:
-            print(note)
-        for line in outside_temperature(model, scans):
-            warn(line)
-        return point_estimates(args, model, scans, csv_path)
-    infer_to_files(model, args.maps, out, args.draws, args.seed, not args.no_plots, warn=warn)
-    return 0
-
-
-def point_estimates(args: argparse.Namespace, model, scans, csv_path: Path) -> int:  # noqa: ANN001
-    """The point model's part of :func:`run`: the CSV of estimates and its JSON record."""
-    from gbsbi.inference.point_infer import point_estimates as estimate
-    from gbsbi.io.estimates import NOTICE, estimate_rows, format_estimates, write_estimates
-
-    estimates, notes = estimate(model, scans, args.head)
-    for note in notes:
-        print(f"gbsbi infer: note: {note}", file=sys.stderr)
-    rows = estimate_rows(estimates)
-    record = {"estimator": "point", "model": str(args.model), "model_hash": model.hash,
-              "maps": str(args.maps), "maps_hash": scans.content_hash, "head": args.head}
-    csv_path, side = write_estimates(csv_path, rows, record)
-    print(format_estimates(rows))
-    print(f"wrote {csv_path} ({len(rows)} scans: {NOTICE}) and {side}")
+    run_infer(args.model, args.maps, args.out, draws=args.draws, seed=args.seed,
+              plots=not args.no_plots, heads=args.head, overwrite=args.overwrite, warn=warn)
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from gbsbi.cli.args import nonnegative_int
 
@@ -32,81 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _fit(args: argparse.Namespace) -> None:
-    from gbsbi.errors import GbsbiError
-    from gbsbi.inference.data import bank_inputs, read_bank_setup
-    from gbsbi.inference.misspecification import META
-    from gbsbi.inference.model import load_model
-    from gbsbi.inference.pipeline import fit_and_save_reference
-    from gbsbi.inference.training import split
-
-    model = load_model(args.model)
-    if (model.directory / META).exists() and not args.overwrite:
-        raise GbsbiError(f"{model.directory} already has a misspecification reference; pass "
-                         "--overwrite to fit it again")
-    setup = read_bank_setup(args.fit_reference)
-    if setup.content_hash != model.meta["bank"]["content_hash"]:
-        raise GbsbiError(f"{args.fit_reference}: not the bank the model was trained on (content "
-                         f"{setup.content_hash[:12]}, the model's "
-                         f"{model.meta['bank']['content_hash'][:12]})")
-    data = bank_inputs(args.fit_reference, model.spec.inputs, cache=args.cache)
-    training = model.spec.training
-    _, heldout = split(len(data.x), training.validation_fraction, training.seed)
-    fit_and_save_reference(model, data.x[heldout.numpy()])
-
-
 def run(args: argparse.Namespace) -> int:
     from gbsbi.errors import GbsbiError
-    from gbsbi.io.atomic import check_new_folder
+    from gbsbi.validation.misspecification import fit_reference_to_model, misspec_to_files
 
     if args.fit_reference is not None:
-        _fit(args)
+        fit_reference_to_model(args.model, args.fit_reference, cache=args.cache,
+                               overwrite=args.overwrite)
         if args.maps is None:
             return 0
     if args.maps is None or args.out is None:
         raise GbsbiError("give MAPS.h5 and --out DIR (or --fit-reference BANK.h5)")
-    check_new_folder(args.out, args.overwrite)
-
-    from gbsbi.inference.data import scan_inputs
-    from gbsbi.inference.misspecification import (
-        features,
-        load_reference,
-        log_density,
-        scan_pvalues,
-        set_test,
-    )
-    from gbsbi.inference.model import load_model
-    from gbsbi.io.atomic import atomic_folder
-    from gbsbi.io.posteriors import unique_names
-    from gbsbi.misspec_plots import misspec_plot
-
-    model = load_model(args.model)
-    reference = load_reference(model)
-    if reference is None:
-        raise GbsbiError(f"{args.model}: the model has no misspecification reference; fit it "
-                         "with --fit-reference BANK.h5 (its training bank)")
-    scans = scan_inputs(args.maps, model.spec.experiment, model.spec.inputs)
-    for note in scans.notes:
-        print(note)
-    f = features(model, scans.x)
-    p = scan_pvalues(reference, f)
-    names = unique_names(scans.maps.scan if scans.maps.scan is not None
-                         else [f"map {k}" for k in range(len(p))])
-    result = {"alpha": reference.alpha, "scans": {str(n): float(v) for n, v in zip(names, p,
-                                                                                 strict=True)},
-              "flagged": [str(n) for n, v in zip(names, p, strict=True) if v < reference.alpha],
-              "flag_rate": float((p < reference.alpha).mean()), "reference": reference.meta,
-              "model_hash": model.hash, "maps": str(args.maps), "maps_hash": scans.content_hash}
-    if 2 <= len(p) < len(reference.features):
-        result["set"] = set_test(reference, f, seed=args.seed)
-    with atomic_folder(args.out, args.overwrite) as out:
-        (out / "misspec.json").write_text(json.dumps(result, indent=1))
-        misspec_plot(reference.log_probs.numpy(), log_density(reference.density, f).numpy(),
-                     names, reference.alpha, out / "misspec.png")
-    print(f"{len(result['flagged'])} of {len(p)} scans flagged (p < {reference.alpha:g}): "
-          + (", ".join(result["flagged"][:10]) or "none")
-          + (" ..." if len(result["flagged"]) > 10 else ""))
-    if "set" in result:
-        print(f"whole file: MMD {result['set']['mmd']:.4f}, p = {result['set']['p_value']:.3f}")
-    print(f"wrote {args.out}")
+    misspec_to_files(args.model, args.maps, args.out, seed=args.seed, overwrite=args.overwrite)
     return 0

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gbsbi.io.atomic import check_new, output_folder
-    from gbsbi.plots import FIGURES, load_bank_summary, plot_bank
+    from gbsbi.plots.bank import FIGURES, load_bank_summary, plot_bank
 
     load_bank_summary(args.bank)  # a bad bank is reported before any output is made
     if Path(args.out).is_dir():

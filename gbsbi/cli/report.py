@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write one HTML page (images embedded, no other file needed) of a run "
         "folder: RUN_DIR/posteriors.nc from `gbsbi infer` (with its -plots folder) and, where "
         "present, RUN_DIR/check, RUN_DIR/misspec, RUN_DIR/ppc and RUN_DIR/crosscheck from the "
-        "commands of the same names (see gbsbi/report.py).",
+        "commands of the same names (see docs/validation.md).",
     )
     p.add_argument("run", metavar="RUN_DIR", help="the run folder")
     p.add_argument("--out", required=True, metavar="REPORT.html", help="the page to write")
@@ -21,15 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from gbsbi.validation.report import write_report
 
-    from gbsbi.errors import GbsbiError
-    from gbsbi.io.atomic import check_writable
-    from gbsbi.report import write_report
-
-    out = check_writable(args.out)
-    if out.exists() and not args.overwrite:
-        raise GbsbiError(f"{out} exists; pass --overwrite to replace it")
-    path = write_report(args.run, out)
-    print(f"wrote {path} ({Path(path).stat().st_size / 1e6:.1f} MB)")
+    path = write_report(args.run, args.out, overwrite=args.overwrite)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

@@ -9,7 +9,6 @@ ignored (:data:`MODE_FLAGS`).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from typing import TYPE_CHECKING
@@ -218,68 +217,23 @@ def _run_bank(
 def _run_given(
     args: argparse.Namespace, config: ExperimentConfig, nuisance: MeasurementPrior
 ) -> int:
-    import numpy as np
-
-    from gbsbi.bank import block_rng
-    from gbsbi.io.atomic import check_new
-    from gbsbi.io.mapsfile import Maps, write_maps
-    from gbsbi.summaries.phi import phi
-    from simulators.config import config_hash
+    from gbsbi.given import simulate_given
 
     theta = parse_theta(args.theta)
     if args.temperature is None:
         raise GbsbiError("--theta needs --temperature K")
-    check_new(args.out, args.overwrite)
     n = 1 if args.n is None else args.n
-    thetas = np.tile(theta, (n, 1))
-    temperature = np.full(n, args.temperature)
-    rng = block_rng(args.seed, 0)
     measurement = None
-    extra = {}
-    if args.measurement == "none":
-        from simulators.gb import two_time_maps
-
-        maps = two_time_maps(thetas, temperature, config, rng)
-        extra["phi"] = phi(maps)
-    else:
-        from gbsbi.summaries.phi_noise import phi_corrected
-        from simulators.measured import measured_maps
-
+    if args.measurement != "none":
         _check_settings(args)
         measurement = {"mode": args.measurement, "counts": args.counts, "n_pix": args.n_pix,
-                       "beta": args.beta, "fixed": nuisance.to_dict()}
-        fixed = {"counts": np.full(n, args.counts), "n_pix": np.full(n, args.n_pix),
-                 "beta": np.full(n, args.beta)}
-        out = measured_maps(thetas, temperature, config, fixed, args.measurement, nuisance, rng)
-        maps = out["C"]
-        extra = {"C_half_a": out["C_a"], "C_half_b": out["C_b"], "phi": phi(maps),
-                 "phi_corrected": phi_corrected(maps), "phi_noiseless": phi(out["C_noiseless"]),
-                 "phi_split_half": phi(out["C_a"], out["C_b"])}
-    text = config_json_given(config, theta, args.temperature, n, args.seed, measurement)
-    result = Maps(maps, config.t, temperature, np.full(n, config.q), theta=thetas)
-    write_maps(args.out, result, extra=extra,
-               attrs={"kind": "given", "config": text, "config_hash": config_hash(text),
-                      "seed": args.seed})
-    values = ", ".join(f"{v:.3f}" for v in extra["phi"][:5])
+                       "beta": args.beta}
+    phis = simulate_given(args.out, theta, args.temperature, n, args.seed, config, nuisance,
+                          measurement, args.overwrite)
+    values = ", ".join(f"{v:.3f}" for v in phis[:5])
     how = "" if measurement is None else f", {args.measurement} measurement"
     print(f"wrote {args.out}: {n} map(s){how}, Phi = {values}{' ...' if n > 5 else ''}")
     return 0
-
-
-def config_json_given(
-    config: ExperimentConfig,
-    theta: np.ndarray,
-    temperature: float,
-    n: int,
-    seed: int,
-    measurement: dict | None = None,
-) -> str:
-    """Canonical JSON of what determines maps simulated for given parameters."""
-    data = {"experiment": config.to_dict(), "theta": theta.tolist(),
-            "temperature": temperature, "n": n, "seed": seed}
-    if measurement is not None:
-        data["measurement"] = measurement
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 def _run_pseudo(

@@ -25,6 +25,7 @@ import numpy as np
 
 from gbsbi.errors import GbsbiError
 from gbsbi.inference.inputs import InputConfig, InputLayout, network_inputs
+from gbsbi.io.atomic import atomic_path
 from gbsbi.io.mapsfile import Maps, read_maps
 from gbsbi.io.resample import resample
 from simulators.config import ConfigError, ExperimentConfig, MeasurementPrior, Prior
@@ -136,6 +137,15 @@ def read_bank_setup(path: str | os.PathLike) -> BankSetup:
                      chash)
 
 
+def default_cache() -> Path:
+    """The folder for reduced bank inputs: ``$GBSBI_CACHE``, else ``$XDG_CACHE_HOME/gbsbi``,
+    else ``~/.cache/gbsbi`` (never the working folder, so never a checkout)."""
+    if os.environ.get("GBSBI_CACHE"):
+        return Path(os.environ["GBSBI_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gbsbi"
+
+
 def _cache_file(folder: Path, setup: BankSetup, inputs: InputConfig) -> Path:
     key = hashlib.sha256(json.dumps(inputs.to_dict(), sort_keys=True).encode()).hexdigest()
     return folder / f"inputs-{setup.content_hash[:16]}-{key[:12]}.npy"
@@ -178,12 +188,20 @@ def bank_inputs(
                     progress(stop - start)
             x = np.concatenate(parts)
             if cached is not None:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.npy")
-                np.save(tmp, x)
-                os.replace(tmp, cached)
+                _save_cache(cached, x)
     u = setup.prior.to_unit(theta).astype(np.float32)
     return BankInputs(x, u, theta, temperature, setup)
+
+
+def _save_cache(path: Path, x: np.ndarray) -> None:
+    """Write reduced inputs to the cache; a cache that cannot be written is skipped (it only
+    saves time)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, x)
+    except (OSError, GbsbiError):
+        pass
 
 
 def bank_sample(
@@ -233,10 +251,14 @@ def check_experiment(recorded: dict | None, config: ExperimentConfig, path: str)
             )
 
 
-def _names(maps: Maps) -> np.ndarray:
-    if maps.scan is not None:
-        return maps.scan
-    return np.array([f"map {k}" for k in range(len(maps))])
+def temperature_warnings(maps: Maps, prior: Prior, what: str = "posterior") -> list[str]:
+    """One warning per scan whose temperature lies outside the training bank's range (its
+    ``what``, posterior or estimate, is an extrapolation)."""
+    low, high = prior.temperature
+    return [f"scan {name!r}: T = {t:g} K lies outside the model's training range "
+            f"{low:g}-{high:g} K; its {what} is an extrapolation"
+            for name, t in zip(maps.names(), maps.temperature, strict=True)
+            if not low <= t <= high]
 
 
 def conform(maps: Maps, config: ExperimentConfig, path: str) -> tuple[Maps, tuple[str, ...]]:
@@ -245,7 +267,7 @@ def conform(maps: Maps, config: ExperimentConfig, path: str) -> tuple[Maps, tupl
     Returns:
         The maps (resampled where needed) and notes on what was done.
     """
-    names = _names(maps)
+    names = maps.names()
     bad_q = np.flatnonzero(~np.isclose(maps.q, config.q, rtol=RTOL, atol=0))
     if len(bad_q):
         k = bad_q[0]

@@ -1,5 +1,5 @@
 r"""The map embedding f(x): a small CNN over the reduced map, joined with the lag profile and
-the scalars (SPEC section 6).
+the scalars (docs/inference.md#what-the-network-sees).
 
 The input x is the vector of :mod:`gbsbi.inference.inputs`. Its parts are standardised with
 fixed statistics of the training bank (buffers, saved with the weights), the map's bins where
@@ -11,34 +11,11 @@ misspecification test uses.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import Tensor, nn
 
+from gbsbi.inference.config import EmbeddingConfig
 from gbsbi.inference.inputs import InputLayout
-
-
-@dataclass(frozen=True)
-class EmbeddingConfig:
-    """Sizes of the embedding network.
-
-    Attributes:
-        channels: output channels of the 3 x 3 convolutions, each followed by 2 x 2 average
-            pooling; the number of bins R must be divisible by 2 ** len(channels).
-        hidden: width of the lag-profile branch and of the joining layer.
-        features: F, the size of the feature vector f(x).
-    """
-
-    channels: tuple[int, ...] = (16, 32, 64)
-    hidden: int = 128
-    features: int = 32
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class MapEmbedding(nn.Module):

@@ -1,47 +1,46 @@
 r"""The conditional normalising flow q(u | x), built with sbi's own builder.
 
 ``sbi.neural_nets.posterior_nn`` builds a neural spline flow (NSF) over u in [0, 1]^3 whose
-condition is the embedding f(x) (:class:`gbsbi.inference.embedding.MapEmbedding`, passed as
-sbi's ``embedding_net``, so ``flow.log_prob(u, x)`` and ``flow.sample((n,), x)`` work as in
-sbi and the flow wraps into sbi's posteriors). Training also needs log q(u | f) and
-reparameterised samples u ~ q(u | f) for features f computed once per batch (CORAL and the
-Phi term act on the same f): :func:`log_prob_given` and :func:`sample_given` call the
-nflows transform and base distribution inside sbi's estimator with the features directly.
+condition is the embedding f(x) (passed as sbi's ``embedding_net``, so ``flow.log_prob(u, x)``
+and ``flow.sample((n,), x)`` work as in sbi and the flow wraps into sbi's posteriors).
+Training also needs log q(u | f) and reparameterised samples u ~ q(u | f) for features f
+computed once per batch (CORAL and the Phi term act on the same f): :func:`log_prob_given`
+and :func:`sample_given` call the nflows transform and base distribution inside sbi's
+estimator with the features directly. Those are sbi's private attributes; :func:`parts` is the
+only place that reaches them, and a test fails when sbi moves them.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import torch
 from sbi.neural_nets import posterior_nn
 from sbi.neural_nets.estimators import NFlowsFlow
 from torch import Tensor, nn
 
+from gbsbi.inference.config import FlowConfig
+
 # nflows' LU transform calls a deprecated torch function on every inverse; the warning is
 # nflows', not the user's.
 warnings.filterwarnings("ignore", message=r"torch\.triangular_solve is deprecated")
 
 
-@dataclass(frozen=True)
-class FlowConfig:
-    """Sizes of the flow.
+class FlowParts(NamedTuple):
+    """The pieces of sbi's estimator: the embedding f, the transform from u to noise
+    (conditioned on f) and the base distribution (conditioned on f)."""
 
-    Attributes:
-        model: sbi's density estimator name (``nsf`` or ``maf``).
-        transforms: number of coupling transforms.
-        hidden: hidden units of each transform's conditioner.
-        spline_bins: bins of each rational-quadratic spline (``nsf``).
-    """
+    embedding: nn.Module
+    transform: nn.Module
+    distribution: nn.Module
 
-    model: str = "nsf"
-    transforms: int = 5
-    hidden: int = 64
-    spline_bins: int = 10
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+def parts(flow: NFlowsFlow) -> FlowParts:
+    """The embedding, transform and base distribution inside sbi's estimator (sbi 0.23-0.27:
+    ``flow.net._embedding_net``, ``._transform``, ``._distribution``)."""
+    net = flow.net
+    return FlowParts(net._embedding_net, net._transform, net._distribution)
 
 
 def build_flow(
@@ -58,7 +57,7 @@ def build_flow(
             standardises it).
 
     Returns:
-        sbi's estimator; ``.net._embedding_net`` is ``embedding``.
+        sbi's estimator; ``parts(flow).embedding`` is ``embedding``.
     """
     builder = posterior_nn(
         config.model, z_score_theta="independent", z_score_x="none",
@@ -70,9 +69,9 @@ def build_flow(
 
 def log_prob_given(flow: NFlowsFlow, u: Tensor, features: Tensor) -> Tensor:
     """log q(u | f) for parameters u, shape (n, 3), and features f, shape (n, F); shape (n,)."""
-    net = flow.net
-    noise, logabsdet = net._transform(u, context=features)
-    return net._distribution.log_prob(noise, context=features) + logabsdet
+    _, transform, distribution = parts(flow)
+    noise, logabsdet = transform(u, context=features)
+    return distribution.log_prob(noise, context=features) + logabsdet
 
 
 def sample_given(flow: NFlowsFlow, n: int, features: Tensor) -> Tensor:
@@ -81,11 +80,11 @@ def sample_given(flow: NFlowsFlow, n: int, features: Tensor) -> Tensor:
     Returns:
         u, shape (n, m, 3), differentiable in the flow's parameters and in f.
     """
-    net = flow.net
+    _, transform, distribution = parts(flow)
     m = features.shape[0]
-    noise = net._distribution.sample(n, context=features)  # (m, n, 3)
+    noise = distribution.sample(n, context=features)  # (m, n, 3)
     context = features.repeat_interleave(n, dim=0)
-    u, _ = net._transform.inverse(noise.reshape(m * n, -1), context=context)
+    u, _ = transform.inverse(noise.reshape(m * n, -1), context=context)
     return u.reshape(m, n, -1).transpose(0, 1)
 
 

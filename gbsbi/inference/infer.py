@@ -1,20 +1,25 @@
-"""Posterior draws for every scan of a maps file, from a trained model, and the files that
-hold them: the posterior file, the CSV beside it and the plots folder."""
+"""``gbsbi infer`` as a function: every scan of a maps file through a trained model, to files.
+
+A posterior estimator gives draws per scan: the posterior file (NetCDF), the CSV beside it,
+the table and the plots (:func:`infer_to_files`). A point model gives estimates: the CSV and a
+JSON record (:func:`estimates_to_files`). :func:`run_infer` picks by the model's kind.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from gbsbi.errors import GbsbiError
-from gbsbi.inference.data import ScanInputs, scan_inputs
+from gbsbi.inference.data import ScanInputs, scan_inputs, temperature_warnings
 from gbsbi.inference.inputs import SCALARS, InputLayout
-from gbsbi.inference.model import TrainedModel
-from gbsbi.inference.posterior import GbPosterior
+from gbsbi.inference.model import TrainedModel, load_model
+from gbsbi.inference.npe.predict import GbPosterior
 from gbsbi.io.posteriors import (
     PosteriorDraws,
     csv_beside,
@@ -51,45 +56,25 @@ def draw_posteriors(
     corrected = np.where(scalars[:, SCALARS.index("noise_only")] > 0, np.nan,
                          scalars[:, SCALARS.index("phi_corrected")])
     maps = scans.maps
-    scan = maps.scan if maps.scan is not None else np.array([f"map {k}" for k in range(len(x))])
     return PosteriorDraws(
         theta=theta.reshape(chains, draws // chains, *theta.shape[1:]),
-        scan=scan, temperature=maps.temperature, q=maps.q,
+        scan=maps.names(), temperature=maps.temperature, q=maps.q,
         phi=scalars[:, SCALARS.index("phi")].astype(np.float64),
         phi_corrected=corrected.astype(np.float64), group=maps.group, truth=maps.theta,
     )
 
 
-def outside_temperature(model: GbPosterior | TrainedModel, scans: ScanInputs) -> list[str]:
-    """Warnings for scans whose temperature lies outside the training bank's range (for a
-    posterior or any trained model)."""
-    model = model.model if isinstance(model, GbPosterior) else model
-    low, high = model.spec.prior.temperature
-    maps = scans.maps
-    out = []
-    for k, t in enumerate(maps.temperature):
-        if not low <= t <= high:
-            name = maps.scan[k] if maps.scan is not None else f"map {k}"
-            out.append(f"scan {name!r}: T = {t:g} K lies outside the model's training range "
-                       f"{low:g}-{high:g} K; its "
-                       f"{'posterior' if model.regressor is None else 'estimate'} is an "
-                       "extrapolation")
-    return out
-
-
 def with_misspecification(model: TrainedModel, scans: ScanInputs,
                           draws: PosteriorDraws) -> PosteriorDraws:
     """The draws with each scan's misspecification p-value, where the model has a
-    reference (:mod:`gbsbi.inference.misspecification`); unchanged where it has none."""
-    from dataclasses import replace
+    reference (:mod:`gbsbi.validation.misspecification`); unchanged where it has none."""
+    from gbsbi.validation.misspecification import scan_pvalues
 
-    from gbsbi.inference.misspecification import features, load_reference, scan_pvalues
-
-    reference = load_reference(model)
-    if reference is None:
+    tested = scan_pvalues(model, scans.x)
+    if tested is None:
         return draws
-    p = scan_pvalues(reference, features(model, scans.x))
-    return replace(draws, misspecification=p, alpha=reference.alpha)
+    p, alpha = tested
+    return replace(draws, misspecification=p, alpha=alpha)
 
 
 def misspecification_warnings(model: TrainedModel, draws: PosteriorDraws) -> list[str]:
@@ -98,7 +83,7 @@ def misspecification_warnings(model: TrainedModel, draws: PosteriorDraws) -> lis
         return [f"{model.directory}: the model has no misspecification reference, so no scan "
                 "is tested; fit one with `gbsbi misspec MODEL_DIR --fit-reference BANK.h5`"]
     names = unique_names(draws.scan)
-    return [f"scan {str(names[k])!r} is unlike the simulations (misspecification p = "
+    return [f"scan {names[k]!r} is unlike the simulations (misspecification p = "
             f"{draws.misspecification[k]:.3f} < {draws.alpha:g}); its posterior assumes a "
             "model that does not describe it" for k in np.flatnonzero(draws.flagged)]
 
@@ -122,7 +107,7 @@ def infer_to_files(
     """Posteriors for every scan of ``maps``: the NetCDF file, the CSV, and the plots.
 
     Args:
-        model: the trained model.
+        model: the trained posterior estimator.
         maps: the maps file.
         out: the posterior file (NetCDF); the CSV and the folder ``<stem>-plots`` go beside it.
         draws: draws per scan, a multiple of 4 (the chains).
@@ -137,12 +122,12 @@ def infer_to_files(
     for note in scans.notes:
         log(note)
     posterior = GbPosterior(model)
-    for line in outside_temperature(posterior, scans):
+    for line in temperature_warnings(scans.maps, spec.prior, "posterior"):
         warn(line)
     result = with_misspecification(model, scans, draw_posteriors(posterior, scans, draws,
                                                                   seed=seed))
     attrs = {"model": str(model.directory), "model_hash": model.hash, "maps": str(maps),
-             "maps_hash": scans.content_hash, "seed": seed, "estimator": spec.estimator,
+             "maps_hash": scans.content_hash, "seed": seed, "estimator": spec.kind,
              "draws_per_scan": draws}
     write_posterior(out, result, attrs)
     rows = summary_rows(result)
@@ -152,10 +137,67 @@ def infer_to_files(
         warn(line)
     log(f"wrote {out} ({len(rows)} scans x {draws} draws) and {csv_path}")
     if plots:
-        from gbsbi.posterior_plots import corner_plots, intervals_plot
+        from gbsbi.plots.posterior import corner_plots, intervals_plot
 
         folder.mkdir(exist_ok=True)
         corner_plots(result, spec.prior, folder)
         intervals_plot(result, spec.prior, folder / "intervals.png")
         log(f"wrote {len(rows)} corner plots and intervals.png to {folder}")
     return result
+
+
+def estimates_to_files(
+    model: TrainedModel, maps: str | os.PathLike, csv_path: str | os.PathLike,
+    heads: str = "auto", log: Callable[[str], None] = print,
+    warn: Callable[[str], None] = print,
+) -> Path:
+    """A point model's estimates for every scan of ``maps``: the CSV and its JSON record."""
+    from gbsbi.inference.point.predict import point_estimates
+    from gbsbi.io.estimates import NOTICE, estimate_rows, format_estimates, write_estimates
+
+    spec = model.spec
+    scans = scan_inputs(maps, spec.experiment, spec.inputs)
+    for note in scans.notes:
+        log(note)
+    for line in temperature_warnings(scans.maps, spec.prior, "estimate"):
+        warn(line)
+    estimates, notes = point_estimates(model, scans, heads)
+    for note in notes:
+        warn(f"note: {note}")
+    rows = estimate_rows(estimates)
+    record = {"estimator": "point", "model": str(model.directory), "model_hash": model.hash,
+              "maps": str(maps), "maps_hash": scans.content_hash, "head": heads}
+    csv_path, side = write_estimates(csv_path, rows, record)
+    log(format_estimates(rows))
+    log(f"wrote {csv_path} ({len(rows)} scans: {NOTICE}) and {side}")
+    return Path(csv_path)
+
+
+def run_infer(
+    model_dir: str | os.PathLike, maps: str | os.PathLike, out: str | os.PathLike, *,
+    draws: int = 4000, seed: int = 0, plots: bool = True, heads: str = "auto",
+    overwrite: bool = False, log: Callable[[str], None] = print,
+    warn: Callable[[str], None] = print,
+) -> Path:
+    """``gbsbi infer``: posteriors (a posterior estimator) or estimates (a point model) of
+    every scan of ``maps``, refusing to replace outputs unless ``overwrite``; returns the main
+    output file."""
+    from gbsbi.io.atomic import check_writable
+    from gbsbi.io.estimates import record_beside
+
+    out, csv_path, plots_folder = outputs(check_writable(out))
+    model = load_model(model_dir)
+    point = model.spec.kind == "point"
+    targets = (csv_path, record_beside(csv_path)) if point else (out, csv_path, plots_folder)
+    existing = [p for p in targets if p.exists()]
+    if existing and not overwrite:
+        raise GbsbiError(f"{existing[0]} exists; pass --overwrite to replace it")
+    if point:
+        return estimates_to_files(model, maps, csv_path, heads, log, warn)
+    if draws < 4 or draws % 4:
+        raise GbsbiError(f"--draws must be a positive multiple of 4, got {draws}")
+    if heads != "auto":
+        raise GbsbiError(f"--head {heads}: {model_dir} is a posterior estimator, it has no "
+                         "heads (only point models do)")
+    infer_to_files(model, maps, out, draws, seed, plots, log, warn)
+    return out

@@ -1,25 +1,13 @@
-r"""Is a scan like the simulations? Tests on the embedding f(x) (SPEC section 7).
+r"""The reference density of the misspecification tests: an unconditional flow over the
+embedding f(x) of held-out simulations (docs/validation.md#misspecification).
 
-Reference. The features f(x) of held-out simulations (the training run's validation split:
-never a gradient step, used for early stopping only) are split in two. On the first part
+The features f(x) of held-out simulations (the training run's validation split: never a
+gradient step, used for early stopping only) are split in two. On the first part
 (``fit_fraction``) an unconditional flow p(f) is fitted with sbi's ``MarginalTrainer``; on the
-second, its log-densities l_j = log p(f_j) are the null distribution of a scan's log-density.
-
-Per scan (sbi's ``calc_misspecification_logprob``, vectorised over scans): the p-value of a
-scan with features f_o is
-
-.. math::
-
-    p_o = \frac{1}{m} \sum_{j=1}^{m} \mathbb 1[\, l_j \le \log p(f_o) \,],
-
-uniform on {0, 1/m, ..., 1} for a scan from the simulator and small for one whose features
-lie where simulations do not; a scan is flagged when p_o < alpha. sbi's function also checks
-that p(f) can be told from the features by a C2ST; that check is run once, at fitting time,
-and stored (``c2st``, 0.5 is ideal), not per scan.
-
-Per set: sbi's ``calc_misspecification_mmd`` on the features (its ``embedding`` mode is the
-``x_space`` mode applied to f(x), which is what is passed): an MMD between the scans and the
-reference features, with a permutation null.
+second, its log-densities l_j = log p(f_j) are the null distribution of a scan's log-density
+(the p-values are :mod:`gbsbi.validation.misspecification`'s). How well p(f) fits is measured
+once, at fitting time, by a C2ST between the null features and draws of p(f) (``c2st``, 0.5
+is ideal).
 
 Files, written into the model directory beside the model (the model's own hash does not
 cover them; they record the hash of the model they were fitted for):
@@ -35,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -43,7 +32,8 @@ import torch
 from torch import Tensor
 
 from gbsbi.errors import GbsbiError
-from gbsbi.inference.model import TrainedModel, _sha256
+from gbsbi.inference.model import TrainedModel, sha256
+from gbsbi.io.atomic import atomic_path, write_atomic
 
 FORMAT = "gbsbi-misspecification"
 META, STATE = "misspecification.json", "misspecification.pt"
@@ -198,14 +188,11 @@ def fit_density(f: Tensor, config: MisspecConfig, model_hash: str = "") -> Refer
 def save_reference(directory: str | os.PathLike, reference: Reference) -> None:
     """Write the two files of the module docstring (the .json last, atomically)."""
     directory = Path(directory)
-    tmp = directory / f".{STATE}.{os.getpid()}.tmp"
-    torch.save({"density": reference.density.state_dict(), "features": reference.features,
-                "log_probs": reference.log_probs}, tmp)
-    os.replace(tmp, directory / STATE)
-    meta = dict(reference.meta, sha256=_sha256(directory / STATE))
-    tmp = directory / f".{META}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
-    os.replace(tmp, directory / META)
+    with atomic_path(directory / STATE) as tmp:
+        torch.save({"density": reference.density.state_dict(), "features": reference.features,
+                    "log_probs": reference.log_probs}, tmp)
+    meta = dict(reference.meta, sha256=sha256(directory / STATE))
+    write_atomic(directory / META, json.dumps(meta, indent=1, sort_keys=True))
 
 
 def load_reference(model: TrainedModel) -> Reference | None:
@@ -228,7 +215,7 @@ def load_reference(model: TrainedModel) -> Reference | None:
                          "differs); fit it again with `gbsbi misspec MODEL_DIR --fit-reference "
                          "BANK.h5`")
     path = directory / STATE
-    if not path.exists() or meta.get("sha256") != _sha256(path):
+    if not path.exists() or meta.get("sha256") != sha256(path):
         raise GbsbiError(f"{path}: missing, or its SHA-256 differs from {META}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -241,30 +228,17 @@ def load_reference(model: TrainedModel) -> Reference | None:
     return Reference(density.eval(), state["features"], state["log_probs"], meta)
 
 
-def scan_pvalues(reference: Reference, f: Tensor) -> np.ndarray:
-    """p-value of each scan (module docstring), shape (n,), for features f of shape (n, F)."""
-    log_p = log_density(reference.density, torch.as_tensor(f, dtype=torch.float32))
-    below = reference.log_probs[None, :] <= log_p[:, None]
-    return below.double().mean(1).numpy()
-
-
-def set_test(reference: Reference, f: Tensor, n_shuffle: int = 1000,
-             seed: int = 0) -> dict:
-    """sbi's MMD test of a whole set of scans against the reference features.
-
-    Returns:
-        ``p_value``, ``mmd`` and the 5 %, 50 % and 95 % quantiles of the permutation null.
-    """
-    from sbi.diagnostics import calc_misspecification_mmd
-
-    f = torch.as_tensor(f, dtype=torch.float32)
-    size = len(reference.features)
-    if not 2 <= len(f) < size:
-        raise GbsbiError(f"the set test needs 2 to {size - 1} scans (the reference has "
-                         f"{size} simulations), found {len(f)}")
-    torch.manual_seed(seed)
-    p, (null, mmd) = calc_misspecification_mmd(f, reference.features, mode="x_space",
-                                               n_shuffle=n_shuffle, max_samples=size)
-    q = torch.quantile(null, torch.tensor([0.05, 0.5, 0.95])).tolist()
-    return {"p_value": float(p), "mmd": float(mmd), "null_q05_q50_q95": q,
-            "n_scans": len(f), "n_reference": size, "n_shuffle": n_shuffle}
+def fit_and_save_reference(
+    model: TrainedModel, heldout: np.ndarray, log: Callable[[str], None] = print
+) -> None:
+    """Fit the reference on held-out inputs and write it beside the model; with too few
+    held-out simulations, say so and write none."""
+    if len(heldout) < MIN_HELDOUT:
+        log(f"no misspecification reference: {len(heldout)} held-out simulations, "
+            f"{MIN_HELDOUT} needed")
+        return
+    reference = fit_reference(model, heldout, MisspecConfig(seed=model.spec.training.seed))
+    save_reference(model.directory, reference)
+    log(f"misspecification reference: density of f(x) fitted on {reference.meta['n_fit']} "
+        f"held-out simulations, {reference.meta['n_reference']} for the null (C2ST of the "
+        f"density {reference.meta['c2st']:.2f}, 0.5 is ideal)")

@@ -1,5 +1,5 @@
 r"""The Phi surrogate s(u, T): mean and standard deviation of the noise-corrected Phi
-(SPEC section 6).
+(docs/inference.md#phi-surrogate).
 
 One boundary is one random realisation and one measurement one draw of photon noise, so Phi
 scatters between replicates of the same (u, T); the surrogate is a heteroscedastic Gaussian,
@@ -18,32 +18,12 @@ emcee cross-check (through both).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
 
-
-@dataclass(frozen=True)
-class SurrogateConfig:
-    """Size and fit of the surrogate.
-
-    Attributes:
-        hidden: hidden units of each of the two hidden layers.
-        epochs: passes over the training part of the bank.
-        batch_size: maps per step.
-        learning_rate: Adam's step size (decayed by a cosine to 0 over the epochs).
-        validation_fraction: share of the bank held out to report the fit.
-    """
-
-    hidden: int = 64
-    epochs: int = 40
-    batch_size: int = 512
-    learning_rate: float = 3e-3
-    validation_fraction: float = 0.1
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from gbsbi.inference.config import SurrogateConfig
+from gbsbi.inference.loop import TrainingSet, fit, split
 
 
 class PhiSurrogate(nn.Module):
@@ -77,45 +57,63 @@ def gaussian_nll(mu: Tensor, sd: Tensor, y: Tensor) -> Tensor:
 def fit_surrogate(
     u: Tensor, t: Tensor, phi: Tensor, config: SurrogateConfig, seed: int
 ) -> tuple[PhiSurrogate, dict[str, float]]:
-    """Fit s(u, T) on a bank; maps whose corrected Phi is undefined (NaN) are left out.
+    """Fit s(u, T) on a bank with the training loop; maps whose corrected Phi is undefined
+    (NaN) are left out.
 
     Args:
         u: parameters in the unit cube, shape (n, 3).
         t: scaled temperatures, shape (n,).
         phi: noise-corrected Phi, shape (n,), NaN where undefined.
-        config: size and fit.
-        seed: seeds the initial weights and the batch order.
+        config: size and fit (every epoch runs, the rate decays by a cosine).
+        seed: seeds the initial weights, the split and the batch order.
 
     Returns:
-        The fitted surrogate (in eval mode, gradients off) and its validation figures:
-        ``nll`` (mean Gaussian NLL), ``rmse`` of mu_s, ``coverage_68`` (fraction of held-out
-        maps within mu_s +- sigma_s; 0.68 when sigma_s is right).
+        The fitted surrogate (in eval mode, gradients off) and its figures on the held-out
+        part: ``nll`` (mean Gaussian NLL), ``rmse`` of mu_s, ``coverage_68`` (fraction of
+        held-out maps within mu_s +- sigma_s; 0.68 when sigma_s is right), ``n_fit``.
     """
     keep = ~torch.isnan(phi)
-    u, t, phi = u[keep], t[keep], phi[keep]
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(phi), generator=generator)
-    n_val = max(1, int(config.validation_fraction * len(phi)))
-    val, fit = order[:n_val], order[n_val:]
+    x = torch.stack([t[keep], phi[keep]], dim=1)  # (n, 2): the condition T and the target
+    u = u[keep]
+    training = config.training(seed)
     torch.manual_seed(seed)
     model = PhiSurrogate(config.hidden)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    steps = config.epochs * max(1, -(-len(fit) // config.batch_size))
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
-    for _ in range(config.epochs):
-        for batch in fit[torch.randperm(len(fit), generator=generator)].split(config.batch_size):
-            mu, sd = model(u[batch], t[batch])
-            loss = gaussian_nll(mu, sd, phi[batch]).mean()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
+
+    def losses(u_b: Tensor, x_b: Tensor, _: Tensor | None) -> dict[str, Tensor]:
+        mu, sd = model(u_b, x_b[:, 0])
+        return {"loss": gaussian_nll(mu, sd, x_b[:, 1]).mean()}
+
+    fit(model, losses, TrainingSet(u, x), training)
     model.eval().requires_grad_(False)
-    mu, sd = model(u[val], t[val])
+    train_idx, val = split(len(x), training.validation_fraction, seed)
+    mu, sd = model(u[val], x[val, 0])
     figures = {
-        "nll": float(gaussian_nll(mu, sd, phi[val]).mean()),
-        "rmse": float((mu - phi[val]).square().mean().sqrt()),
-        "coverage_68": float(((phi[val] - mu).abs() <= sd).float().mean()),
-        "n_fit": int(len(fit)),
+        "nll": float(gaussian_nll(mu, sd, x[val, 1]).mean()),
+        "rmse": float((mu - x[val, 1]).square().mean().sqrt()),
+        "coverage_68": float(((x[val, 1] - mu).abs() <= sd).float().mean()),
+        "n_fit": int(len(train_idx)),
     }
     return model, figures
+
+
+def numpy_forward(surrogate: PhiSurrogate):  # noqa: ANN201 - a plain function
+    """The surrogate's forward pass in NumPy (float64): (u (n, 3), t (n,)) -> (mu, sd).
+
+    emcee calls the likelihood once per step for a few dozen walkers; torch's overhead per call
+    is then most of the cost, NumPy's a few microseconds.
+    """
+    import numpy as np
+
+    layers = [m for m in surrogate.net if isinstance(m, nn.Linear)]
+    weights = [(m.weight.detach().double().numpy(), m.bias.detach().double().numpy())
+               for m in layers]
+
+    def forward(u: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = np.concatenate([2 * u - 1, t[:, None]], axis=1)
+        for k, (w, b) in enumerate(weights):
+            h = h @ w.T + b
+            if k < len(weights) - 1:
+                h = h / (1 + np.exp(-h))  # SiLU
+        return 1 / (1 + np.exp(-h[:, 0])), np.logaddexp(0, h[:, 1]) + 1e-3
+
+    return forward

@@ -104,20 +104,33 @@ def _fsync_folder(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, sync: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` on success, delete on error.
 
     Args:
         path: the final output file.
+        sync: put the bytes on disk before the rename (:func:`fsync_replace`), for files a
+            crash must not leave half-written (checkpoints, journals).
     """
     path = check_writable(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         yield tmp
-        os.replace(tmp, path)
+        if sync:
+            fsync_replace(tmp, path)
+        else:
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_atomic(path: str | os.PathLike, payload: bytes | str, sync: bool = False) -> Path:
+    """Write ``payload`` (bytes, or text as UTF-8) to ``path`` through :func:`atomic_path`."""
+    data = payload.encode() if isinstance(payload, str) else payload
+    with atomic_path(path, sync) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def check_new_folder(path: str | os.PathLike, overwrite: bool) -> Path:

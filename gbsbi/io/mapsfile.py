@@ -101,6 +101,20 @@ class Maps:
     def __len__(self) -> int:
         return self.C.shape[0]
 
+    def names(self) -> np.ndarray:
+        """The scans' names (:func:`scan_names`), shape (n,)."""
+        return scan_names(self.scan, len(self))
+
+
+def scan_names(scan: np.ndarray | None, n: int) -> np.ndarray:
+    """Scan names as Python strings (an object array, so that a message prints ``'name'``,
+    not ``np.str_('name')``): a file's ``scan`` dataset, or ``map 0``, ``map 1`` ... for a
+    file without one; shape (n,)."""
+    names = [str(s) for s in scan] if scan is not None else [f"map {k}" for k in range(n)]
+    out = np.empty(len(names), dtype=object)
+    out[:] = names
+    return out
+
 
 def map_chunks(T: int) -> tuple[int, int, int]:
     """HDF5 chunks of an (n, T, T) maps dataset: one map, or rows of it for long maps, so that

@@ -38,7 +38,7 @@ UNITS = {"D": "nm^2/s", "sigma": "J/m^2", "c": "1"}
 QUANTILES = (0.05, 0.95)
 
 
-def _arviz():  # noqa: ANN202 - arviz prints a FutureWarning on import
+def arviz():  # noqa: ANN202 - arviz prints a FutureWarning on import
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         import arviz
@@ -95,7 +95,7 @@ def unique_names(names: np.ndarray) -> np.ndarray:
 
 def to_inference_data(draws: PosteriorDraws, attrs: dict):  # noqa: ANN201 - arviz type
     """The InferenceData of the module docstring."""
-    az = _arviz()
+    az = arviz()
     dims = {name: ["scan"] for name in NAMES}
     constant = {"temperature": draws.temperature, "q": draws.q}
     if draws.group is not None:
@@ -139,7 +139,7 @@ def write_posterior(path: str | os.PathLike, draws: PosteriorDraws, attrs: dict)
 
 def read_posterior(path: str | os.PathLike):  # noqa: ANN201 - arviz type
     """Read a posterior file written by :func:`write_posterior`."""
-    az = _arviz()
+    az = arviz()
     try:
         data = az.from_netcdf(str(path))
     except FileNotFoundError:

@@ -1,1 +1,0 @@
-"""Checks of posteriors: calibration on simulations with known parameters (NumPy only)."""

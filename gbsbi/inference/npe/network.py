@@ -1,0 +1,38 @@
+"""The posterior estimator's network: sbi's flow q(u | x) with the map embedding as its
+condition network."""
+
+from __future__ import annotations
+
+import torch
+from sbi.neural_nets.estimators import NFlowsFlow
+
+from gbsbi.inference.embedding import MapEmbedding
+from gbsbi.inference.flow import build_flow, parts
+from gbsbi.inference.inputs import InputLayout
+from gbsbi.inference.spec import ModelSpec
+
+
+def build(spec: ModelSpec, u: torch.Tensor | None = None,
+          x: torch.Tensor | None = None) -> NFlowsFlow:
+    """A fresh flow with its embedding.
+
+    Args:
+        spec: the model's configuration.
+        u: training parameters for the flow's z-scoring, shape (n, 3); None for a flow whose
+            weights are loaded afterwards.
+        x: training inputs, shape (n, D), for the shapes; None likewise.
+    """
+    u = torch.rand(64, 3) if u is None else u
+    x = torch.zeros(2, InputLayout(spec.inputs.bins).size) if x is None else x
+    embedding = MapEmbedding(spec.inputs.bins, spec.embedding)
+    return build_flow(embedding, spec.estimator.flow, u, x)
+
+
+def embedding(network: NFlowsFlow) -> MapEmbedding:
+    """The feature extractor f of a flow built by :func:`build`."""
+    return parts(network).embedding
+
+
+def build_part(spec: ModelSpec, name: str) -> torch.nn.Module:
+    """The posterior estimator has no weights files beyond ``weights.pt``."""
+    raise ValueError(f"a posterior estimator has no part {name!r}")

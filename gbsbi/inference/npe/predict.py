@@ -1,0 +1,201 @@
+r"""The posterior p(theta | x) of a trained model, in physical units, in sbi's idiom, and draws
+for many inputs at once.
+
+The flow models u = to_unit(theta) in [0, 1]^3 (D and c linear, sigma logarithmic over the
+prior's ranges; docs/inference.md#parameter-space) under ``BoxUniform(0, 1)``; sbi's
+:class:`~sbi.inference.DirectPosterior` wraps it (attribute :attr:`GbPosterior.unit`, for sbi's
+diagnostics) and rejects the flow's samples outside the cube. In physical units,
+
+.. math::
+
+    \log p(\theta \mid x) = \log q(u(\theta) \mid x) + \sum_k \log \left|
+        \frac{\partial u_k}{\partial \theta_k} \right|
+
+(:meth:`simulators.config.Prior.log_jacobian`).
+
+In a notebook::
+
+    from gbsbi.inference import load_posterior
+    posterior = load_posterior("model/")
+    x = posterior.observe(C, temperature=350.0)       # C: (T, T) or (n, T, T)
+    theta = posterior.sample((1000,), x=x[0])         # (1000, 3): D, sigma, c
+    posterior.log_prob(theta, x=x[0])                 # (1000,)
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from sbi.inference import DirectPosterior
+from torch import Tensor
+
+from gbsbi.errors import GbsbiError
+from gbsbi.inference.data import conform, temperature_warnings
+from gbsbi.inference.flow import log_prob_given, parts, unit_box
+from gbsbi.inference.inputs import network_inputs
+from gbsbi.inference.model import TrainedModel, load_model
+from gbsbi.io.mapsfile import Maps
+
+
+class GbPosterior:
+    """p(D, sigma, c | map, T) of a trained model.
+
+    Args:
+        model: the trained model.
+        device: where to evaluate the flow.
+    """
+
+    def __init__(self, model: TrainedModel, device: str = "cpu") -> None:
+        if model.spec.kind != "npe":
+            raise GbsbiError(f"{model.directory}: a point model (estimator "
+                             f"{model.spec.kind!r}) has no posterior; use "
+                             "gbsbi.inference.point.predict.point_estimates or `gbsbi infer`")
+        self.model = model
+        self.prior = model.spec.prior
+        self.unit = DirectPosterior(model.network, unit_box(device), device=device)
+        self.names = self.prior.names
+
+    def observe(self, C: np.ndarray, temperature: float | np.ndarray, q: float | None = None,
+                t: np.ndarray | None = None,
+                warn: Callable[[str], None] | None = None) -> Tensor:
+        """Network inputs x of maps, checked and conformed as ``gbsbi infer`` does: another q
+        or window is refused, another number of frames resampled with a note, a temperature
+        outside the training range warned about.
+
+        Args:
+            C: two-time maps, shape (T, T) or (n, T, T); NaN marks dropped frames.
+            temperature: temperature in K, a scalar or shape (n,).
+            q: the maps' q in nm^-1 (default: the model's).
+            t: frame times in s, shape (T,) (default: the model's window over T frames).
+            warn: where notes and warnings go (default: Python's ``warnings.warn``).
+
+        Returns:
+            x, shape (n, D), float32.
+        """
+        warn = warn or (lambda line: warnings.warn(line, stacklevel=3))
+        config = self.model.spec.experiment
+        C = np.asarray(C, dtype=np.float32)
+        C = C[None] if C.ndim == 2 else C
+        n, T = C.shape[0], C.shape[-1]
+        t = np.arange(T) * config.window / T if t is None else np.asarray(t)
+        maps = Maps(C, t, np.broadcast_to(np.asarray(temperature, float), (n,)),
+                    np.full(n, config.q if q is None else q))
+        maps, notes = conform(maps, config, "maps")
+        for line in (*notes, *temperature_warnings(maps, self.prior, "posterior")):
+            warn(line)
+        return torch.as_tensor(network_inputs(maps.C, maps.temperature, self.model.spec.inputs))
+
+    def sample(self, sample_shape: tuple[int, ...], x: Tensor,
+               show_progress_bars: bool = False) -> Tensor:
+        """Draws theta = (D [nm^2/s], sigma [J/m^2], c), shape (*sample_shape, 3), float64,
+        for one input x of shape (D,) or (1, D)."""
+        u = self.unit.sample(sample_shape, x=x, show_progress_bars=show_progress_bars)
+        return torch.as_tensor(self.prior.from_unit(u.numpy()))
+
+    def sample_batched(self, sample_shape: tuple[int, ...], x: Tensor) -> Tensor:
+        """Draws for each of m inputs x, shape (m, D): theta of shape (*sample_shape, m, 3)."""
+        batch = max(1, 100_000 // max(1, len(x)))  # sbi's own cap on draws x inputs at once
+        u = self.unit.sample_batched(sample_shape, x=x, show_progress_bars=False,
+                                     max_sampling_batch_size=batch)
+        return torch.as_tensor(self.prior.from_unit(u.numpy()))
+
+    def unit_draws(self, x: np.ndarray, draws: int, seed: int) -> np.ndarray:
+        """Draws of u in the unit cube for one input x, shape (draws, 3), seeded."""
+        torch.manual_seed(seed)
+        return self.unit.sample((draws,), x=torch.as_tensor(x),
+                                show_progress_bars=False).numpy()
+
+    def log_prob(self, theta: Tensor, x: Tensor, norm_posterior: bool = True) -> Tensor:
+        """log p(theta | x) in physical units (module docstring), shape (n,), for theta of
+        shape (n, 3) and one input x; -inf outside the prior.
+
+        With ``norm_posterior`` (sbi's default) the flow's density is renormalised by its mass
+        inside the prior, which sbi estimates by sampling: then it varies slightly from call
+        to call unless torch's generator is seeded."""
+        theta = np.asarray(theta, dtype=np.float64)
+        inside = self.prior.contains(theta)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = np.clip(np.nan_to_num(self.prior.to_unit(theta)), 0, 1)
+            jacobian = np.where(inside, self.prior.log_jacobian(theta), 0.0)
+        log_q = self.unit.log_prob(torch.as_tensor(u, dtype=torch.float32), x=x,
+                                   norm_posterior=norm_posterior).double()
+        out = log_q + torch.as_tensor(jacobian)
+        return torch.where(torch.as_tensor(inside), out, torch.full_like(out, -torch.inf))
+
+
+def load_posterior(directory: str | os.PathLike, device: str = "cpu") -> GbPosterior:
+    """The posterior of the model in ``directory`` (see :class:`GbPosterior`)."""
+    return GbPosterior(load_model(directory), device)
+
+
+@torch.no_grad()
+def draw_in_cube(
+    flow: torch.nn.Module, x: Tensor, draws: int, batch: int = 100
+) -> tuple[Tensor, Tensor]:
+    """Draws u ~ q(u | x) inside [0, 1]^3 with their log q, for many inputs, keeping the
+    draws inside the prior's cube as sbi's ``DirectPosterior`` does (rejection, repeated
+    until every input has its draws).
+
+    Args:
+        flow: sbi's estimator of :func:`gbsbi.inference.flow.build_flow`.
+        x: inputs, shape (n, D).
+        draws: draws per input.
+        batch: inputs sampled together.
+
+    Returns:
+        u, shape (draws, n, 3), and log q(u | x), shape (draws, n); torch's global generator
+        is the source of randomness.
+    """
+    us, logs = [], []
+    for start in range(0, len(x), batch):
+        xb = x[start:start + batch]
+        kept_u = torch.empty(draws, len(xb), 3)
+        kept_lp = torch.empty(draws, len(xb))
+        count = torch.zeros(len(xb), dtype=torch.long)
+        ask = draws
+        while (count < draws).any():
+            pending = torch.nonzero(count < draws).flatten()
+            # nflows' order is (inputs, draws); sbi 0.27's sample_and_log_prob reshapes it
+            # without the transpose its sample() has, which pairs draws with the wrong x
+            u, lp = flow.net.sample_and_log_prob(ask, context=xb[pending])
+            u, lp = u.transpose(0, 1), lp.transpose(0, 1)
+            inside = ((u >= 0) & (u <= 1)).all(-1)  # (ask, pending)
+            for j, k in enumerate(pending.tolist()):
+                good = torch.nonzero(inside[:, j]).flatten()[: draws - count[k]]
+                kept_u[count[k]:count[k] + len(good), k] = u[good, j]
+                kept_lp[count[k]:count[k] + len(good), k] = lp[good, j]
+                count[k] += len(good)
+            rate = max(float(inside.float().mean()), 0.05)
+            ask = int(min(draws, max(16, (draws - count.min().item()) / rate * 1.2)))
+        us.append(kept_u)
+        logs.append(kept_lp)
+    return torch.cat(us, 1), torch.cat(logs, 1)
+
+
+@torch.no_grad()
+def log_prob_truth(flow: torch.nn.Module, u: Tensor, x: Tensor, batch: int = 1000) -> Tensor:
+    """log q(u_i | x_i) for each pair, shape (n,)."""
+    embedding = parts(flow).embedding
+    out = [log_prob_given(flow, u[s:s + batch], embedding(x[s:s + batch]))
+           for s in range(0, len(x), batch)]
+    return torch.cat(out)
+
+
+def draws_with_density(model: TrainedModel, x: np.ndarray, u: np.ndarray | None, draws: int,
+                       seed: int = 0, batch: int = 100) -> dict[str, np.ndarray]:
+    """Posterior draws of many inputs with log q at each draw and (where ``u`` is given) at
+    the truth, as NumPy arrays: ``u`` (draws, n, 3), ``log_q`` (draws, n) and ``log_q_truth``
+    (n,). Seeds torch's generator with ``seed``."""
+    torch.manual_seed(seed)
+    flow = model.network.eval()
+    x_t = torch.as_tensor(x, dtype=torch.float32)
+    samples, log_q = draw_in_cube(flow, x_t, draws, batch)
+    out = {"u": samples.double().numpy(), "log_q": log_q.double().numpy()}
+    if u is not None:
+        out["log_q_truth"] = log_prob_truth(flow, torch.as_tensor(u, dtype=torch.float32),
+                                            x_t).double().numpy()
+    return out

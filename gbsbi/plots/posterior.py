@@ -1,0 +1,146 @@
+"""Figures of posteriors: a corner plot per scan, and every scan's intervals against temperature.
+
+Axes span the prior's range, so a posterior as wide as its panel is one the map did not
+narrow (sigma where c is near 0, for example): that is the answer, not a plotting fault.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from gbsbi.io.posteriors import NAMES, QUANTILES, PosteriorDraws, unique_names
+from gbsbi.plots import pyplot as _plt
+from simulators.config import Prior
+
+LABELS = {"D": "D [nm$^2$/s]", "sigma": r"$\sigma$ [J/m$^2$]", "c": "c"}
+
+
+def _scaled(values: np.ndarray, name: str) -> np.ndarray:
+    return np.log10(values) if name == "sigma" else values
+
+
+def _limits(prior: Prior) -> list[tuple[float, float]]:
+    return [(float(_scaled(np.array(p.low), p.name)), float(_scaled(np.array(p.high), p.name)))
+            for p in prior.parameters]
+
+
+def _label(name: str) -> str:
+    return r"log$_{10}$ $\sigma$ [J/m$^2$]" if name == "sigma" else LABELS[name]
+
+
+def safe_name(scan: str) -> str:
+    """A file-name-safe version of a scan name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", scan).strip("_") or "scan"
+
+
+def corner(
+    samples: np.ndarray, prior: Prior, title: str, path: Path, truth: np.ndarray | None = None
+) -> Path:
+    """Corner plot of one scan's draws.
+
+    Args:
+        samples: draws of (D, sigma, c), shape (n, 3).
+        prior: sets the axes' ranges.
+        title: the figure's title.
+        path: the PNG to write.
+        truth: true (D, sigma, c), shape (3,), marked in red, or None.
+    """
+    plt = _plt()
+    values = np.stack([_scaled(samples[:, k], n) for k, n in enumerate(NAMES)], axis=1)
+    marks = None if truth is None else [float(_scaled(np.array(v), n))
+                                        for v, n in zip(truth, NAMES, strict=True)]
+    limits = _limits(prior)
+    fig, axes = plt.subplots(3, 3, figsize=(6.4, 6.4), constrained_layout=True)
+    for i in range(3):
+        for j in range(3):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_visible(False)
+                continue
+            if i == j:
+                ax.hist(values[:, i], bins=40, range=limits[i], density=True, color="C0",
+                        histtype="stepfilled", alpha=0.6)
+                low, high = np.quantile(values[:, i], QUANTILES)
+                for v in (low, high):
+                    ax.axvline(v, color="C0", ls="--", lw=1)
+                ax.set_yticks([])
+            else:
+                ax.hist2d(values[:, j], values[:, i], bins=40, range=[limits[j], limits[i]],
+                          cmap="Blues")
+                ax.set_ylim(limits[i])
+                if marks is not None:
+                    ax.plot(marks[j], marks[i], "x", color="C3", ms=8, mew=2)
+            ax.set_xlim(limits[j])
+            if marks is not None:
+                ax.axvline(marks[j], color="C3", lw=1)
+            if i == 2:
+                ax.set_xlabel(_label(NAMES[j]))
+            else:
+                ax.set_xticklabels([])
+            if j == 0 and i > 0:
+                ax.set_ylabel(_label(NAMES[i]))
+            elif j > 0:
+                ax.set_yticklabels([])
+    fig.suptitle(title + ("" if truth is None else "  (red: true value)"), fontsize=10)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def corner_plots(draws: PosteriorDraws, prior: Prior, folder: Path) -> list[Path]:
+    """One corner plot per scan into ``folder``, named ``corner_<scan>.png``."""
+    flat = draws.theta.reshape(-1, *draws.theta.shape[2:])
+    paths = []
+    for k, scan in enumerate(unique_names(draws.scan)):
+        title = f"{scan}: T = {draws.temperature[k]:.0f} K, Phi_corr = {draws.phi_corrected[k]:.2f}"
+        truth = None if draws.truth is None else draws.truth[k]
+        paths.append(corner(flat[:, k], prior, title, folder / f"corner_{safe_name(scan)}.png",
+                            truth))
+    return paths
+
+
+def intervals_plot(draws: PosteriorDraws, prior: Prior, path: Path) -> Path:
+    """Posterior median and 90 % interval of each scan against temperature, per group.
+
+    The median, not the mean: a skewed posterior (sigma over decades) can have its mean above
+    its 95 % quantile, and the marker must sit inside its own interval.
+    """
+    plt = _plt()
+    flat = draws.theta.reshape(-1, *draws.theta.shape[2:])
+    low, mid, high = np.quantile(flat, (QUANTILES[0], 0.5, QUANTILES[1]), axis=0)
+    groups = np.array([""] * len(draws.scan)) if draws.group is None else draws.group
+    names = list(dict.fromkeys(groups))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
+    span = np.ptp(draws.temperature) or 1.0
+    for g, group in enumerate(names):
+        pick = np.flatnonzero(groups == group)
+        # Repeats at one temperature sit side by side, not on top of each other.
+        offsets = np.zeros(len(pick))
+        for t in np.unique(draws.temperature[pick]):
+            same = np.flatnonzero(draws.temperature[pick] == t)
+            offsets[same] = (np.arange(len(same)) - (len(same) - 1) / 2) * span * 0.012
+        offsets += (g - (len(names) - 1) / 2) * span * 0.004
+        for j, ax in enumerate(axes):
+            x = draws.temperature[pick] + offsets
+            err = np.stack([mid[pick, j] - low[pick, j], high[pick, j] - mid[pick, j]])
+            ax.errorbar(x, mid[pick, j], yerr=err, fmt="o", ms=3, capsize=2, color=f"C{g}",
+                        label=group or None)
+            if draws.truth is not None:
+                for value in np.unique(draws.truth[pick, j]):
+                    ax.axhline(value, color=f"C{g}", ls="--", lw=1)
+    for ax, spec in zip(axes, prior.parameters, strict=True):
+        ax.set_ylim(spec.low, spec.high)
+        if spec.scale == "log":
+            ax.set_yscale("log")
+        ax.set_xlabel("T [K]")
+        ax.set_ylabel(LABELS[spec.name])
+    if len(names) > 1 or names[0]:
+        axes[0].legend(fontsize=8)
+    note = "; dashed: true values" if draws.truth is not None else ""
+    fig.suptitle(f"posterior median and 90 % interval per scan{note}", fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

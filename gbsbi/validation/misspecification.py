@@ -1,0 +1,146 @@
+r"""Is a scan like the simulations? Per-scan and per-set tests
+(docs/validation.md#misspecification-per-scan).
+
+Per scan: with the reference log-densities l_1..l_m of held-out simulations under the density
+p(f) of the embedding (:mod:`gbsbi.inference.misspecification`), the p-value of a scan with
+features f_o is
+
+.. math::
+
+    p_o = \frac{1}{m} \sum_{j=1}^{m} \mathbb 1[\, l_j \le \log p(f_o) \,]
+
+(sbi's ``calc_misspecification_logprob`` test, vectorised over scans): uniform on
+{0, 1/m, ..., 1} for a scan from the simulator and small for one whose features lie where
+simulations do not. One rule decides a flag everywhere (:func:`flagged`): p < alpha.
+
+Per set: sbi's MMD test of the scans' features against the reference features, with a
+permutation null (:func:`gbsbi.inference.sbi_tools.mmd_test`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from gbsbi.errors import GbsbiError
+
+
+def flagged(p: np.ndarray, alpha: float) -> np.ndarray:
+    """The one rule for a flag: p < alpha (NaN is not flagged), shape of p."""
+    p = np.asarray(p, dtype=np.float64)
+    return np.nan_to_num(p, nan=1.0) < alpha
+
+
+def pvalues(null: np.ndarray, log_p: np.ndarray) -> np.ndarray:
+    """p-value of each scan (module docstring) from the null log-densities, shape (m,), and
+    the scans' log-densities, shape (n,); returns shape (n,)."""
+    null, log_p = np.asarray(null), np.asarray(log_p)
+    return (null[None, :] <= log_p[:, None]).mean(1)
+
+
+def reference_pvalues(reference, f) -> np.ndarray:  # noqa: ANN001 - a Reference, features
+    """p-values of features f, shape (n, F), under a fitted reference
+    (:class:`gbsbi.inference.misspecification.Reference`), shape (n,)."""
+    from gbsbi.inference.misspecification import log_density
+
+    log_p = np.asarray(log_density(reference.density, f))
+    return pvalues(np.asarray(reference.log_probs), log_p)
+
+
+def scan_pvalues(model, x: np.ndarray) -> tuple[np.ndarray, float] | None:  # noqa: ANN001
+    """Each scan's p-value for network inputs x, shape (n, D), and the level alpha; None
+    where the model has no reference."""
+    from gbsbi.inference.misspecification import features, load_reference
+
+    reference = load_reference(model)
+    if reference is None:
+        return None
+    return reference_pvalues(reference, features(model, x)), reference.alpha
+
+
+def set_test(reference_features: np.ndarray, f: np.ndarray, n_shuffle: int = 1000,
+             seed: int = 0) -> dict:
+    """sbi's MMD test of a whole set of scans' features f, shape (n, F), against the
+    reference features, shape (m, F), 2 <= n < m."""
+    from gbsbi.inference.sbi_tools import mmd_test
+
+    size = len(reference_features)
+    if not 2 <= len(f) < size:
+        raise GbsbiError(f"the set test needs 2 to {size - 1} scans (the reference has "
+                         f"{size} simulations), found {len(f)}")
+    return {**mmd_test(f, reference_features, n_shuffle, seed), "n_scans": len(f),
+            "n_reference": size, "n_shuffle": n_shuffle}
+
+
+def fit_reference_to_model(model_dir: str | os.PathLike, bank: str | os.PathLike, *,
+                           cache: str | os.PathLike | None = None, overwrite: bool = False,
+                           log: Callable[[str], None] = print) -> None:
+    """Fit the reference density into a model trained without one, on the same held-out
+    split of its training bank."""
+    from gbsbi.inference.data import bank_inputs, read_bank_setup
+    from gbsbi.inference.loop import split
+    from gbsbi.inference.misspecification import META, fit_and_save_reference
+    from gbsbi.inference.model import load_model
+
+    model = load_model(model_dir)
+    if (model.directory / META).exists() and not overwrite:
+        raise GbsbiError(f"{model.directory} already has a misspecification reference; pass "
+                         "--overwrite to fit it again")
+    setup = read_bank_setup(bank)
+    if setup.content_hash != model.meta["bank"]["content_hash"]:
+        raise GbsbiError(f"{bank}: not the bank the model was trained on (content "
+                         f"{setup.content_hash[:12]}, the model's "
+                         f"{model.meta['bank']['content_hash'][:12]})")
+    data = bank_inputs(bank, model.spec.inputs, cache=cache)
+    training = model.spec.training
+    _, heldout = split(len(data.x), training.validation_fraction, training.seed)
+    fit_and_save_reference(model, data.x[heldout.numpy()], log)
+
+
+def misspec_to_files(model_dir: str | os.PathLike, maps: str | os.PathLike,
+                     out: str | os.PathLike, *, seed: int = 0, overwrite: bool = False,
+                     log: Callable[[str], None] = print) -> dict:
+    """``gbsbi misspec``: per-scan p-values and the set test of a maps file, written to
+    ``out/misspec.json`` and ``out/misspec.png``; returns the JSON's content."""
+    from gbsbi.inference.data import scan_inputs
+    from gbsbi.inference.misspecification import features, load_reference, log_density
+    from gbsbi.inference.model import load_model
+    from gbsbi.io.atomic import atomic_folder, check_new_folder
+    from gbsbi.io.posteriors import unique_names
+    from gbsbi.plots.misspec import misspec_plot
+
+    check_new_folder(out, overwrite)
+    model = load_model(model_dir)
+    reference = load_reference(model)
+    if reference is None:
+        raise GbsbiError(f"{model_dir}: the model has no misspecification reference; fit it "
+                         "with --fit-reference BANK.h5 (its training bank)")
+    scans = scan_inputs(maps, model.spec.experiment, model.spec.inputs)
+    for note in scans.notes:
+        log(note)
+    f = features(model, scans.x)
+    log_p = log_density(reference.density, f).numpy()
+    p = pvalues(reference.log_probs.numpy(), log_p)
+    flags = flagged(p, reference.alpha)
+    names = unique_names(scans.maps.names())
+    result = {"alpha": reference.alpha,
+              "scans": {str(n): float(v) for n, v in zip(names, p, strict=True)},
+              "flagged": [str(n) for n, f_ in zip(names, flags, strict=True) if f_],
+              "flag_rate": float(flags.mean()), "reference": reference.meta,
+              "model_hash": model.hash, "maps": str(maps), "maps_hash": scans.content_hash}
+    if 2 <= len(p) < len(reference.features):
+        result["set"] = set_test(reference.features.numpy(), f.numpy(), seed=seed)
+    with atomic_folder(out, overwrite) as folder:
+        (folder / "misspec.json").write_text(json.dumps(result, indent=1))
+        misspec_plot(reference.log_probs.numpy(), log_p, names, flags, reference.alpha,
+                     folder / "misspec.png")
+    log(f"{len(result['flagged'])} of {len(p)} scans flagged (p < {reference.alpha:g}): "
+        + (", ".join(result["flagged"][:10]) or "none")
+        + (" ..." if len(result["flagged"]) > 10 else ""))
+    if "set" in result:
+        log(f"whole file: MMD {result['set']['mmd']:.4f}, p = {result['set']['p_value']:.3f}")
+    log(f"wrote {out}")
+    return result
