@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gbsbi.errors import GbsbiError
 from gbsbi.io.atomic import output_folder
+from gbsbi.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,6 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0,
 def _demo(out: Path, size: DemoSize, seed: int) -> None:
     """The steps of the module docstring, into ``out``."""
     import numpy as np
-    from tqdm import tqdm
 
     from gbsbi.bank import BankSpec, simulate_bank
     from gbsbi.inference.config import TrainConfig
@@ -72,7 +72,7 @@ def _demo(out: Path, size: DemoSize, seed: int) -> None:
     config, prior, nuisance = ExperimentConfig(), Prior(), MeasurementPrior()
     spec = BankSpec(config, prior, size.bank, seed, measurement="fast", nuisance=nuisance)
     bank = out / "bank.h5"
-    with tqdm(total=spec.n, unit="map", desc="simulate", disable=None) as bar:
+    with progress_bar(spec.n, "simulate", "map") as bar:
         simulate_bank(bank, spec, workers=2, progress=bar.update)
     print(f"wrote {bank}: {spec.n} maps simulated as measured (counts {nuisance.counts}, "
           f"N_pix {nuisance.n_pix}, beta {nuisance.beta})")
@@ -120,7 +120,6 @@ def _trust(out: Path, size: DemoSize, seed: int) -> None:
 def _pseudo(out: Path, size: DemoSize, seed: int) -> Path:
     """Pseudo-experiments with the fast noise model, and their Phi table."""
     import numpy as np
-    from tqdm import tqdm
 
     from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments
     from simulators.config import ExperimentConfig, MeasurementPrior, Prior
@@ -130,7 +129,7 @@ def _pseudo(out: Path, size: DemoSize, seed: int) -> Path:
                       mode="fast", seed=seed + 1)
     total = spec.groups * len(spec.temperatures) * spec.repeats
     path = out / "pseudo_experiments.h5"
-    with tqdm(total=total, unit="map", desc="pseudo-experiments", disable=None) as bar:
+    with progress_bar(total, "pseudo-experiments", "map") as bar:
         maps, extra = write_pseudo_experiments(path, spec, *setup, progress=bar.update)
     print(f"wrote {path}: {len(maps)} measured maps ({spec.counts} photons per pixel per "
           f"frame, {spec.n_pix} pixels)")

@@ -35,7 +35,7 @@ def _from_dict(cls: type, data: dict, where: str) -> object:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Fixed constants of one XPCS experiment and of the GB model (SPEC section 2).
+    """Fixed constants of one XPCS experiment and of the GB model (docs/model.md#constants).
 
     Attributes:
         q: momentum transfer component q_z normal to the boundary, nm^-1.

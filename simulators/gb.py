@@ -1,4 +1,5 @@
-r"""Exact simulator of the grain-boundary continuum model (SPEC section 2, paper Eqs. 4-9).
+r"""Exact simulator of the grain-boundary continuum model (docs/model.md#exact-solution,
+the source paper's Eqs. 4-9).
 
 A boundary of length L, pinned at both ends, has height h(x, t) obeying the Edwards-Wilkinson
 equation dh/dt = M [sigma h'' + eta]. In the sine basis h = sum_n a_n(t) sin(k_n x),

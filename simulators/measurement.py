@@ -1,7 +1,7 @@
 r"""Exact measurement model: from F(t1, t2) to photon-count frames and the two-time estimator.
 
-SPEC section 2, Measurement. For each of N_pix pixels of a q-ROI and each of M speckle modes,
-the complex field is a circular Gaussian process E_{p,m}(t) ~ CN(0, F); the intensity and the
+docs/model.md#exact-photon-counting. For each of N_pix pixels of a q-ROI and each of M speckle
+modes, the complex field is a circular Gaussian process E_{p,m}(t) ~ CN(0, F); the intensity and the
 counts are
 
 .. math::

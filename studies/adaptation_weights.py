@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 from npe_accuracy import ensure_bank, ensure_pseudo  # the sibling study's banks
 
-from gbsbi.diagnostics.calibration import central_coverage, r2_score, rmse
+from gbsbi.inference.config import TrainConfig
 from gbsbi.inference.data import bank_inputs, scan_inputs
-from gbsbi.inference.evaluate import evaluate
 from gbsbi.inference.model import load_model
+from gbsbi.inference.npe.config import settings
 from gbsbi.inference.pipeline import train_model
-from gbsbi.inference.posterior import GbPosterior
-from gbsbi.inference.training import TrainConfig
+from gbsbi.validation.calibration import central_coverage, r2_score, rmse
+from gbsbi.validation.check import run_check
 
 RESULTS = Path(__file__).parent / "results"
 NAMES = ("D", "log10 sigma", "c")
@@ -48,11 +48,13 @@ def parse_grid(text: str) -> list[tuple[float, float]]:
 
 
 def score(model, pseudo, held_x, held_theta) -> dict:
-    posterior = GbPosterior(model)
+    prior = model.spec.prior
     scans = scan_inputs(pseudo, model.spec.experiment, model.spec.inputs)
-    ev = evaluate(posterior, scans.x, scans.maps.theta, draws=1000)
-    held = evaluate(posterior, held_x, held_theta, draws=500)
-    coverage = central_coverage(held.rank, LEVELS)
+    ev = run_check(model, scans.x, prior.to_unit(scans.maps.theta), draws=1000, seed=0,
+                   batch=250, diagnostics=False)
+    held = run_check(model, held_x, prior.to_unit(held_theta), draws=500, seed=0, batch=250,
+                     diagnostics=True)  # the SBC ranks, for the coverage curve
+    coverage = central_coverage(held.rank / held.draws, LEVELS)
     return {
         "pseudo_coverage_90": ev.contains.mean(0).round(3).tolist(),
         "pseudo_rmse": rmse(ev.truth, ev.mean).tolist(),
@@ -81,9 +83,9 @@ def main() -> None:
     for coral, phi in parse_grid(args.grid):
         out = args.work / f"weights-c{coral:g}-p{phi:g}"
         if not (out / "model.json").exists():
-            train_model(bank, out, TrainConfig(epochs=args.epochs, coral_weight=coral,
-                                               phi_weight=phi),
-                        experimental=pseudo, cache=cache, overwrite=True)
+            training, estimator = settings(TrainConfig(epochs=args.epochs), True, coral, phi)
+            train_model(bank, out, training, estimator, experimental=pseudo, cache=cache,
+                        overwrite=True)
         model = load_model(out)
         if held is None:
             held = bank_inputs(heldout, model.spec.inputs, cache=cache)

@@ -8,7 +8,7 @@ NLL of the same held-out maps. Each trains for the same wall-clock budget:
   learning rate 5e-4, z-scored x) on the raw 128 x 128 maps, one epoch at a time until the
   budget is spent;
 - gbsbi: the reduced inputs (:mod:`gbsbi.inference.inputs`), the map embedding and NSF,
-  trained by :func:`gbsbi.inference.training.train` for the same budget (early stopping off).
+  trained by :func:`gbsbi.inference.npe.train.train` for the same budget (early stopping off).
 The reduction of the maps to network inputs happens once per bank; its rate is reported on
 its own and amortised over the epochs gbsbi ran. Also timed: 10,000 posterior draws for one
 scan. Torch runs on the usable cores (``gbsbi.inference.device.configure``).
@@ -31,15 +31,17 @@ from sbi.neural_nets import posterior_nn
 from sbi.neural_nets.embedding_nets import CNNEmbedding
 
 from gbsbi.bank import BankSpec, simulate_bank
+from gbsbi.inference.config import Architecture, SurrogateConfig, TrainConfig
 from gbsbi.inference.data import bank_inputs
 from gbsbi.inference.device import configure, cpu_threads
-from gbsbi.inference.flow import unit_box
+from gbsbi.inference.flow import parts, unit_box
 from gbsbi.inference.inputs import InputConfig
-from gbsbi.inference.model import ModelSpec, TrainedModel, build_networks
-from gbsbi.inference.pipeline import Architecture
-from gbsbi.inference.posterior import GbPosterior
-from gbsbi.inference.surrogate import SurrogateConfig
-from gbsbi.inference.training import TrainConfig, TrainingSet, train
+from gbsbi.inference.loop import TrainingSet
+from gbsbi.inference.model import TrainedModel, build_networks
+from gbsbi.inference.npe.config import NpeConfig
+from gbsbi.inference.npe.predict import GbPosterior
+from gbsbi.inference.npe.train import train
+from gbsbi.inference.spec import ModelSpec
 from simulators.config import ExperimentConfig, MeasurementPrior, Prior
 
 
@@ -75,10 +77,10 @@ def ours(x: torch.Tensor, u: torch.Tensor, x_val: torch.Tensor, u_val: torch.Ten
     inputs = InputConfig(architecture.bins, architecture.grading, setup.prior.temperature)
     config = TrainConfig(epochs=10**6, patience=10**6, seed=0)
     spec = ModelSpec(setup.config, setup.prior, setup.nuisance, inputs, architecture.embedding,
-                     architecture.flow, SurrogateConfig(), config)
+                     SurrogateConfig(), config, NpeConfig())
     torch.manual_seed(0)
     flow, _ = build_networks(spec, u, x[:2])
-    flow.net._embedding_net.set_standardisation(x.mean(0), x.std(0))
+    parts(flow).embedding.set_standardisation(x.mean(0), x.std(0))
     history = train(flow, TrainingSet(x, u), config, max_seconds=budget)
     with torch.no_grad():
         nll = -torch.cat([flow.log_prob(u_val[i:i + 1000], x_val[i:i + 1000])

@@ -31,15 +31,14 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from gbsbi.bank import BankSpec, simulate_bank  # noqa: E402
-from gbsbi.cli.train import DEFAULT_CORAL, DEFAULT_PHI  # noqa: E402
-from gbsbi.diagnostics.calibration import central_coverage, r2_score, rmse  # noqa: E402
+from gbsbi.inference.config import TrainConfig  # noqa: E402
 from gbsbi.inference.data import bank_inputs, scan_inputs  # noqa: E402
-from gbsbi.inference.evaluate import evaluate  # noqa: E402
 from gbsbi.inference.model import load_model  # noqa: E402
+from gbsbi.inference.npe.config import Adaptation, settings  # noqa: E402
 from gbsbi.inference.pipeline import train_model  # noqa: E402
-from gbsbi.inference.posterior import GbPosterior  # noqa: E402
-from gbsbi.inference.training import TrainConfig  # noqa: E402
 from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments  # noqa: E402
+from gbsbi.validation.calibration import central_coverage, r2_score, rmse  # noqa: E402
+from gbsbi.validation.check import run_check  # noqa: E402
 from simulators.config import ExperimentConfig, MeasurementPrior, Prior  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -65,14 +64,22 @@ def ensure_pseudo(path: Path, seed: int) -> Path:
 
 def ensure_model(out: Path, bank: Path, pseudo: Path | None, epochs: int, cache: Path):
     if not (out / "model.json").exists():
-        coral, phi = (DEFAULT_CORAL, DEFAULT_PHI) if pseudo is not None else (0.0, 0.0)
-        train_model(bank, out, TrainConfig(epochs=epochs, coral_weight=coral, phi_weight=phi),
-                    experimental=pseudo, cache=cache, overwrite=True, resume=False)
+        # `gbsbi train` with --experimental: the default adaptation weights, else plain NPE
+        training, estimator = settings(TrainConfig(epochs=epochs), adapted=pseudo is not None)
+        train_model(bank, out, training, estimator, experimental=pseudo, cache=cache,
+                    overwrite=True, resume=False)
     return load_model(out)
 
 
+def evaluate(model, x: np.ndarray, theta: np.ndarray, ranks: bool = False):  # noqa: ANN001, ANN201
+    """1,000 posterior draws per simulation summarised on the prior's scale (a CheckResult);
+    with ``ranks`` also the SBC ranks (run_check's diagnostics)."""
+    return run_check(model, x, model.spec.prior.to_unit(theta), draws=1000, seed=0, batch=250,
+                     diagnostics=ranks)
+
+
 def heldout_figures(ev, noise: np.ndarray) -> dict:
-    coverage = central_coverage(ev.rank, LEVELS)
+    coverage = central_coverage(ev.rank / ev.draws, LEVELS)
     return {
         "n": len(ev.truth),
         "r2": dict(zip(NAMES, r2_score(ev.truth, ev.mean).round(4).tolist(), strict=True)),
@@ -172,7 +179,8 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
              f"evaluated on {args.eval} held-out measured maps (1,000 draws each) and on 60 "
              "exact-measurement pseudo-experiments (3 groups x 4 temperatures x 5 repeats, "
              "0.05 photons per pixel per frame, 20,000 pixels). Adapted: CORAL weight "
-             f"{DEFAULT_CORAL}, Phi weight {DEFAULT_PHI}, against the pseudo-experiments. "
+             f"{Adaptation().coral_weight}, Phi weight {Adaptation().phi_weight}, against the "
+             "pseudo-experiments. "
              "Epochs run (early stopping after 15 without a better validation NLL): "
              + ", ".join(f"{v} {f['history_epochs']}" for v, f in results.items()) + ".", "",
              "## Held-out bank", "",
@@ -227,11 +235,10 @@ def main() -> None:
     scans = scan_inputs(pseudo, spec.experiment, spec.inputs)
     results, evaluations = {}, {}
     for variant, model in models.items():
-        posterior = GbPosterior(model)
-        ev = evaluate(posterior, x, theta)
+        ev = evaluate(model, x, theta, ranks=True)
         evaluations[variant] = ev
         results[variant] = {"heldout": heldout_figures(ev, noise),
-                            "pseudo": pseudo_figures(evaluate(posterior, scans.x,
+                            "pseudo": pseudo_figures(evaluate(model, scans.x,
                                                               scans.maps.theta)),
                             "history_epochs": len(json.loads(
                                 (model.directory / "history.json").read_text()))}
@@ -239,9 +246,8 @@ def main() -> None:
     (RESULTS / "npe_accuracy.json").write_text(json.dumps(results, indent=1))
     (RESULTS / "npe_accuracy.md").write_text(markdown(results, args))
     plot_coverage(results, RESULTS / "npe_coverage.png", len(x))
-    prior = spec.prior
-    prior_width = np.array([prior.high[0] - prior.low[0],
-                            np.log10(prior.high[1] / prior.low[1]), prior.high[2] - prior.low[2]])
+    low, high = spec.prior.scale_bounds()
+    prior_width = high - low
     plot_width(evaluations["vanilla NPE"], theta[:, 2], noise, prior_width,
                RESULTS / "npe_width.png")
     plot_pred(evaluations["vanilla NPE"], RESULTS / "npe_pred_vs_true.png")

@@ -43,21 +43,19 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.stats import binned_statistic_2d  # noqa: E402
 
-from gbsbi.cli import main as gbsbi  # noqa: E402
-from gbsbi.cli import train as defaults  # noqa: E402
-from gbsbi.diagnostics.calibration import r2_score, rmse  # noqa: E402
-from gbsbi.diagnostics.feature_map import own_label_share, umap_coordinates  # noqa: E402
-from gbsbi.feature_plots import draw_domains  # noqa: E402
+from gbsbi.bank import BankSpec, simulate_bank  # noqa: E402
+from gbsbi.inference.config import TrainConfig  # noqa: E402
 from gbsbi.inference.data import bank_inputs, scan_inputs  # noqa: E402
-from gbsbi.inference.evaluate import scaled  # noqa: E402
 from gbsbi.inference.inputs import network_inputs  # noqa: E402
 from gbsbi.inference.model import load_model  # noqa: E402
 from gbsbi.inference.pipeline import train_model  # noqa: E402
-from gbsbi.inference.point_infer import point_estimates  # noqa: E402
-from gbsbi.inference.point_training import FineTuneConfig, PointConfig  # noqa: E402
-from gbsbi.inference.regressor import predict  # noqa: E402
-from gbsbi.inference.training import TrainConfig  # noqa: E402
+from gbsbi.inference.point.config import Adaptation, FineTuneConfig, PointConfig  # noqa: E402
+from gbsbi.inference.point.network import predict  # noqa: E402
+from gbsbi.inference.point.predict import point_estimates  # noqa: E402
+from gbsbi.plots.features import draw_domains  # noqa: E402
 from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments  # noqa: E402
+from gbsbi.validation.calibration import r2_score, rmse  # noqa: E402
+from gbsbi.validation.features import own_label_share, umap_coordinates  # noqa: E402
 from simulators.config import ExperimentConfig, MeasurementPrior, Prior  # noqa: E402
 from simulators.measured import measured_maps  # noqa: E402
 
@@ -70,9 +68,10 @@ def ensure_data(work: Path, n_train: int) -> dict[str, Path]:
     paths = {"train": work / "train.h5", "heldout": work / "heldout.h5",
              "pseudo": work / "pseudo_exact.h5"}
     for name, n, seed in (("train", n_train, 11), ("heldout", 5000, 12)):
-        if not paths[name].exists():  # as `gbsbi simulate` makes it
-            assert gbsbi(["simulate", "--n", str(n), "--seed", str(seed), "--measurement",
-                         "fast", "--workers", "2", "--out", str(paths[name])]) == 0
+        if not paths[name].exists():  # as `gbsbi simulate --measurement fast` makes it
+            spec = BankSpec(ExperimentConfig(), Prior(), n, seed, measurement="fast",
+                            nuisance=MeasurementPrior())
+            simulate_bank(paths[name], spec, workers=2)
     if not paths["pseudo"].exists():
         write_pseudo_experiments(paths["pseudo"], PseudoSpec(mode="exact", seed=13),
                                  ExperimentConfig(), Prior(), MeasurementPrior())
@@ -81,19 +80,16 @@ def ensure_data(work: Path, n_train: int) -> dict[str, Path]:
 
 def ensure_models(work: Path, paths: dict[str, Path], epochs: int) -> dict:
     vanilla = TrainConfig(epochs=epochs, patience=5)
-    adaptation = TrainConfig(epochs=defaults.POINT_ADAPT_EPOCHS, patience=5,
-                             learning_rate=defaults.POINT_ADAPT_LEARNING_RATE,
-                             coral_weight=defaults.POINT_CORAL, phi_weight=defaults.POINT_PHI)
-    fine = FineTuneConfig(steps=defaults.POINT_FINE_TUNE_STEPS,
-                          learning_rate=defaults.POINT_FINE_TUNE_LEARNING_RATE,
-                          layers=defaults.POINT_FINE_TUNE_LAYERS)
+    # stage 2: the vanilla settings with the point estimator's default weights, rate, epochs
+    adaptation = Adaptation().stage(vanilla)
+    fine = FineTuneConfig()
     runs = {"vanilla": (None, PointConfig()),
             "adapted": (paths["pseudo"], PointConfig(adaptation=adaptation, fine_tune=fine))}
     models = {}
     for name, (experimental, point) in runs.items():
         out = work / f"point-{name}"
         if not (out / "model.json").exists():
-            train_model(paths["train"], out, vanilla, experimental=experimental, point=point,
+            train_model(paths["train"], out, vanilla, point, experimental=experimental,
                         cache=work / "cache", overwrite=True)
         models[name] = load_model(out)
     return models
@@ -163,11 +159,12 @@ def main() -> None:
     with h5py.File(paths["heldout"], "r") as f:
         held_phi = f["phi_noiseless"][()]
     scans = scan_inputs(paths["pseudo"], spec.experiment, spec.inputs)
+    scaled = spec.prior.to_scale  # (D, log10 sigma, c)
     truth_held, truth_pseudo = scaled(held.theta), scaled(scans.maps.theta)
     x_held = torch.as_tensor(held.x)
 
     def on_held(model) -> np.ndarray:  # noqa: ANN001
-        return scaled(spec.prior.from_unit(predict(model.regressor, x_held).double().numpy()))
+        return scaled(spec.prior.from_unit(predict(model.network, x_held).double().numpy()))
 
     def on_pseudo(model, heads: str) -> np.ndarray:  # noqa: ANN001
         return point_estimates(model, scans, heads)[0].theta
@@ -178,7 +175,7 @@ def main() -> None:
                     "fine-tuned": on_pseudo(adapted, "group")}
     x_matched = matched_simulations(paths["pseudo"], scans, spec.inputs)
     pseudo_theta["vanilla on matched simulations"] = spec.prior.from_unit(
-        predict(vanilla.regressor, torch.as_tensor(x_matched)).double().numpy())
+        predict(vanilla.network, torch.as_tensor(x_matched)).double().numpy())
     pseudo_est = {k: scaled(v) for k, v in pseudo_theta.items()}
     truth_u = spec.prior.to_unit(scans.maps.theta)
     results = {

@@ -40,19 +40,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gbsbi.cli import main as gbsbi
-from gbsbi.diagnostics.calibration import r2_score, rmse
-from gbsbi.inference.coral import coral
+from gbsbi.bank import BankSpec, simulate_bank
+from gbsbi.inference.config import Architecture, EmbeddingConfig, SurrogateConfig, TrainConfig
 from gbsbi.inference.data import bank_inputs, scan_inputs
-from gbsbi.inference.embedding import EmbeddingConfig
-from gbsbi.inference.evaluate import scaled
+from gbsbi.inference.domain import coral, phi_residual
 from gbsbi.inference.inputs import InputConfig, InputLayout
-from gbsbi.inference.pipeline import Architecture, surrogate_data
-from gbsbi.inference.point_training import FineTuneConfig, fine_tune, fit, phi_residual
-from gbsbi.inference.regressor import HeadConfig, build_regressor, predict
-from gbsbi.inference.surrogate import SurrogateConfig, fit_surrogate
-from gbsbi.inference.training import TrainConfig, TrainingSet
+from gbsbi.inference.loop import TrainingSet
+from gbsbi.inference.point.config import FineTuneConfig, HeadConfig
+from gbsbi.inference.point.network import build_regressor, predict
+from gbsbi.inference.point.train import fine_tune, fit_stages
+from gbsbi.inference.run import surrogate_data
+from gbsbi.inference.surrogate import fit_surrogate
 from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments
+from gbsbi.validation.calibration import r2_score, rmse
 from simulators.config import ExperimentConfig, MeasurementPrior, Prior
 
 RESULTS = Path(__file__).parent / "results"
@@ -74,9 +74,10 @@ def ensure_data(work: Path, n_train: int, n_heldout: int, groups: int) -> dict[s
     paths = {"train": work / "train.h5", "heldout": work / "heldout.h5",
              "tune": work / "pseudo_tune.h5"}
     for name, n, seed in (("train", n_train, 11), ("heldout", n_heldout, 12)):
-        if not paths[name].exists():  # as `gbsbi simulate` makes it
-            assert gbsbi(["simulate", "--n", str(n), "--seed", str(seed), "--measurement",
-                         "fast", "--workers", "2", "--out", str(paths[name])]) == 0
+        if not paths[name].exists():  # as `gbsbi simulate --measurement fast` makes it
+            spec = BankSpec(ExperimentConfig(), Prior(), n, seed, measurement="fast",
+                            nuisance=MeasurementPrior())
+            simulate_bank(paths[name], spec, workers=2)
     if not paths["tune"].exists():
         spec = PseudoSpec(groups=groups, repeats=2, mode="exact", seed=14)
         write_pseudo_experiments(paths["tune"], spec, ExperimentConfig(), Prior(),
@@ -128,6 +129,7 @@ class Bench:
             phi_term = phi_residual(torch.as_tensor(u_tune, dtype=torch.float32), self.x_tune,
                                     self.layout, self.surrogate)
         truth_u = self.prior.to_unit(self.theta_tune)
+        scaled = self.prior.to_scale  # (D, log10 sigma, c)
         return {
             "r2_heldout": r2_score(scaled(self.theta_held), scaled(held)).tolist(),
             "rmse_u_tune": rmse(truth_u, u_tune).tolist(),
@@ -145,9 +147,9 @@ def run_stage(bench: Bench, start, stage: TrainConfig, experimental: bool, store
         regressor.load_state_dict(torch.load(weights, weights_only=True))
         return regressor, json.loads(record_file.read_text())
     begin = time.perf_counter()
-    history = fit(regressor, bench.data, [stage],
-                  experimental=bench.x_tune if experimental else None,
-                  surrogate=bench.surrogate)
+    history = fit_stages(regressor, bench.data, [stage],
+                         experimental=bench.x_tune if experimental else None,
+                         surrogate=bench.surrogate)
     record = {"history": history, "seconds": time.perf_counter() - begin,
               "score": bench.score(regressor)}
     torch.save(regressor.state_dict(), weights)

@@ -1,8 +1,10 @@
 """Point estimators against posteriors, in the model and beyond it (issue: trust the posteriors).
 
-Four estimators: the paper's regressor plain and adapted (`gbsbi train --estimator point`,
-used when the installed gbsbi has it) and NPE plain and adapted (`gbsbi train`, adapted with
---experimental on the pooled unlabelled pseudo-experiments below). Each is scored on
+Four estimators: the paper's regressor plain and adapted (`gbsbi train --estimator point`)
+and NPE plain and adapted (`gbsbi train`, adapted with --experimental on the pooled unlabelled
+pseudo-experiments below), trained and run through the library's functions
+(:func:`gbsbi.inference.pipeline.train_model`, :func:`gbsbi.inference.infer.run_infer`).
+Each is scored on
 
 * held-out simulations (a bank never trained on);
 * pseudo-experiments with known theta: ``in-model`` (exact photon-counting measurement),
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -37,8 +38,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gbsbi.diagnostics.calibration import r2_score, rmse  # noqa: E402
+from gbsbi.inference.config import TrainConfig  # noqa: E402
+from gbsbi.inference.infer import run_infer  # noqa: E402
+from gbsbi.inference.npe.config import settings as npe_settings  # noqa: E402
+from gbsbi.inference.pipeline import train_model  # noqa: E402
+from gbsbi.inference.point.config import settings as point_settings  # noqa: E402
 from gbsbi.io.mapsfile import Maps, write_maps  # noqa: E402
+from gbsbi.validation.calibration import r2_score, rmse  # noqa: E402
 from simulators.config import ExperimentConfig, MeasurementPrior, Prior  # noqa: E402
 from simulators.gb import boundary_phase, parts_from_phase, phase_field  # noqa: E402
 from simulators.measurement import MeasurementConfig, measure_factors  # noqa: E402
@@ -50,14 +56,23 @@ PARAMS = ("D", "log10 sigma", "c")
 COUNTS, N_PIX, BETA = 0.05, 20_000, 0.2
 
 
-def gbsbi(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "gbsbi", *args], check=True)
+def train(bank: Path, out: Path, epochs: int, cache: Path, point: bool,
+          experimental: Path | None) -> None:
+    """`gbsbi train BANK --out OUT --epochs E --cache DIR --overwrite [--estimator point]
+    [--experimental MAPS]`: the default settings, adapted with the default weights where
+    experimental maps are given."""
+    make = point_settings if point else npe_settings
+    training, estimator = make(TrainConfig(epochs=epochs), experimental is not None)
+    train_model(bank, out, training, estimator, experimental=experimental, cache=cache,
+                overwrite=True)
 
 
-def has_point_estimator() -> bool:
-    out = subprocess.run([sys.executable, "-m", "gbsbi", "train", "--help"],
-                         capture_output=True, text=True).stdout
-    return "--estimator" in out
+def infer(model: Path, maps: Path, out: Path, draws: int, seed: int) -> None:
+    """`gbsbi infer MODEL MAPS --out OUT --draws N --no-plots --seed S`."""
+    def warn(line: str) -> None:
+        print(f"gbsbi infer: warning: {line}", file=sys.stderr)
+
+    run_infer(model, maps, out, draws=draws, seed=seed, plots=False, warn=warn)
 
 
 def _measure_exact(config, theta, u, setting, rng):  # noqa: ANN001, ANN202
@@ -109,21 +124,18 @@ def write_set(path: Path, maps: Maps, kind: str) -> Path:
     return path
 
 
-def scaled(theta: np.ndarray) -> np.ndarray:
-    return np.stack([theta[..., 0], np.log10(theta[..., 1]), theta[..., 2]], -1)
-
-
 def score_posteriors(nc: Path, truth: np.ndarray) -> dict:
-    """RMSE, R^2 of the mean; 90 % coverage and width over the prior's width (scaled)."""
+    """RMSE, R^2 of the mean; 90 % coverage and width over the prior's width, on the prior's
+    scale (D, log10 sigma, c)."""
     from gbsbi.io.posteriors import draws_from_data, read_posterior
 
-    draws = draws_from_data(read_posterior(nc))
-    flat = scaled(draws.theta.reshape(-1, *draws.theta.shape[2:]))
-    mean, t = flat.mean(0), scaled(truth)
-    low, high = np.quantile(flat, [0.05, 0.95], axis=0)
     prior = Prior()
-    span = scaled(prior.high) - scaled(np.maximum(prior.low, 1e-300))
-    span[0] = prior.high[0] - prior.low[0]
+    draws = draws_from_data(read_posterior(nc))
+    flat = prior.to_scale(draws.theta.reshape(-1, *draws.theta.shape[2:]))
+    mean, t = flat.mean(0), prior.to_scale(truth)
+    low, high = np.quantile(flat, [0.05, 0.95], axis=0)
+    scale_low, scale_high = prior.scale_bounds()
+    span = scale_high - scale_low
     out = {"rmse": rmse(t, mean).tolist(), "r2": r2_score(t, mean).tolist()}
     width = ((high - low) / span).mean(0)
     if np.all(width > 0):  # a point estimator writes identical draws: no interval
@@ -138,9 +150,10 @@ def score_points(csv: Path, truth: np.ndarray) -> dict:
 
     with csv.open() as f:
         rows = list(csvlib.DictReader(f))
-    estimate = scaled(np.array([[float(r["D"]), float(r["sigma"]), float(r["c"])]
-                                for r in rows]))
-    t = scaled(truth)
+    prior = Prior()
+    estimate = prior.to_scale(np.array([[float(r["D"]), float(r["sigma"]), float(r["c"])]
+                                        for r in rows]))
+    t = prior.to_scale(truth)
     return {"rmse": rmse(t, estimate).tolist(), "r2": r2_score(t, estimate).tolist()}
 
 
@@ -227,18 +240,13 @@ def main() -> None:
             [p.temperature for p in parts]), np.concatenate([p.q for p in parts])))
     models = {"NPE": args.npe, "adapted NPE": args.adapted_npe, "regressor": args.point,
               "adapted regressor": args.adapted_point}
-    point = has_point_estimator()
     for name, path in list(models.items()):
         if path is not None or not args.train:
             continue
-        if "regressor" in name and not point:
-            continue
         out = work / name.replace(" ", "_")
         if not (out / "model.json").exists():
-            extra = ["--estimator", "point"] if "regressor" in name else []
-            extra += ["--experimental", str(pooled)] if "adapted" in name else []
-            gbsbi("train", str(args.bank), "--out", str(out), "--epochs", str(args.epochs),
-                  "--cache", str(work / "cache"), "--overwrite", *extra)
+            train(args.bank, out, args.epochs, work / "cache", point="regressor" in name,
+                  experimental=pooled if "adapted" in name else None)
         models[name] = out
     results = {}
     for name, model in models.items():
@@ -250,8 +258,7 @@ def main() -> None:
             # A point model writes its estimates as a CSV (and a JSON) beside --out, no .nc.
             done = nc.with_suffix(".csv" if "regressor" in name else ".nc")
             if not done.exists():
-                gbsbi("infer", str(model), str(path), "--out", str(nc), "--draws",
-                      str(args.draws), "--no-plots", "--seed", str(args.seed))
+                infer(model, path, nc, args.draws, args.seed)
             from gbsbi.io.mapsfile import read_maps
 
             truth = read_maps(path).theta
@@ -260,7 +267,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "point_vs_bayes.json").write_text(json.dumps(
         {"results": results, "models": {k: str(v) for k, v in models.items()},
-         "point_estimator_available": point, "groups": args.groups,
+         "point_estimator_available": True, "groups": args.groups,
          "n_heldout": args.n_heldout, "draws": args.draws}, indent=1))
     (RESULTS / "point_vs_bayes_table.md").write_text(table(results) + "\n")
     figure(results, RESULTS / "point_vs_bayes.png")

@@ -16,6 +16,14 @@ def _seed_everything() -> None:
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_outside_home(tmp_path_factory) -> None:
+    """Reduced bank inputs go to a temporary cache, not the user's (``$GBSBI_CACHE``)."""
+    import os
+
+    os.environ["GBSBI_CACHE"] = str(tmp_path_factory.mktemp("gbsbi-cache"))
+
+
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
     """Run the test inside a fresh temporary folder."""

@@ -94,7 +94,8 @@ def test_lag_profile_of_a_toeplitz_map_is_its_binned_correlation():
 
 
 def test_scalars_in_the_c_zero_limit():
-    """c = 0: the exact simulator gives a Toeplitz map, Phi = 0 exactly (SPEC's oracle)."""
+    """c = 0: the exact simulator gives a Toeplitz map, Phi = 0 exactly (the oracle of
+    docs/model.md#known-limits)."""
     config = ExperimentConfig()
     theta = np.array([[2e-4, 0.3, 0.0], [1e-4, 0.1, 0.0]])
     maps = two_time_maps(theta, np.array([300.0, 500.0]), config, np.random.default_rng(0))

@@ -8,7 +8,7 @@ from gbsbi.summaries.phi import drift, phi
 
 
 def phi_loop(C: np.ndarray) -> float:
-    """Phi of SPEC section 3 by the definition, one pair at a time, skipping NaN entries."""
+    """Phi of docs/phi.md#definition by the definition, one pair at a time, skipping NaN entries."""
     T = C.shape[0]
     by_lag = {k: [C[i, i + k] for i in range(T - k) if np.isfinite(C[i, i + k])]
               for k in range(1, T)}

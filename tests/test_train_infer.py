@@ -286,3 +286,24 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_checks_the_settings(work, capsys):
     assert "interrupted training run; continue it with --resume" in err
     assert main([*argv, "--resume", "--epochs", "3"]) == 0  # the stopping rule may change
     assert (out / "model.json").exists() and not (out / "checkpoint.pt").exists()
+
+
+def test_observe_runs_the_checks_of_the_command_line(work):
+    """A 300-frame map is resampled with a note, a temperature outside the training range is
+    warned about, another q refused: in Python as in `gbsbi infer`."""
+    from gbsbi.errors import GbsbiError
+    from gbsbi.inference import load_posterior
+
+    posterior = load_posterior(work["model"])
+    said: list[str] = []
+    C = np.ones((300, 300)) + 0.01 * np.random.default_rng(0).standard_normal((300, 300))
+    x = posterior.observe((C + C.T) / 2, temperature=350.0, warn=said.append)
+    assert x.shape[0] == 1 and any("300 frames" in line for line in said)
+    said.clear()
+    maps = read_maps(work["pseudo"])
+    posterior.observe(maps.C[0], temperature=5000.0, warn=said.append)
+    assert any("5000 K lies outside" in line for line in said)
+    with pytest.warns(UserWarning, match="outside the model's training range"):
+        posterior.observe(maps.C[0], temperature=5000.0)
+    with pytest.raises(GbsbiError, match="q = 2"):
+        posterior.observe(maps.C[0], temperature=350.0, q=2.0)

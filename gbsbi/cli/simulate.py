@@ -186,11 +186,12 @@ def _run_bank(
     from tqdm import tqdm
 
     from gbsbi.bank import BankSpec, simulate_bank
+    from gbsbi.progress import progress_bar
 
     n = 2000 if args.n is None else args.n
     spec = BankSpec(config, prior, n, args.seed, args.block_size, args.measurement, nuisance)
     finished = []
-    with tqdm(total=spec.n, unit="map", desc="simulate", disable=None, smoothing=0.1) as bar:
+    with progress_bar(spec.n, "simulate", "map", smoothing=0.1) as bar:
 
         def progress(k: int) -> None:
             finished.append(k)
@@ -240,9 +241,9 @@ def _run_pseudo(
     args: argparse.Namespace, config: ExperimentConfig, prior: Prior, nuisance: MeasurementPrior
 ) -> int:
     import numpy as np
-    from tqdm import tqdm
 
     from gbsbi.io.atomic import check_new
+    from gbsbi.progress import progress_bar
     from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments
 
     if args.measurement == "none":
@@ -252,7 +253,7 @@ def _run_pseudo(
     spec = PseudoSpec(args.groups, tuple(args.temperatures), args.repeats, args.counts,
                       args.n_pix, args.beta, args.measurement, args.seed)
     total = spec.groups * len(spec.temperatures) * spec.repeats
-    with tqdm(total=total, unit="map", desc="pseudo-experiments", disable=None) as bar:
+    with progress_bar(total, "pseudo-experiments", "map") as bar:
         maps, extra = write_pseudo_experiments(args.out, spec, config, prior, nuisance,
                                                progress=bar.update)
     print(f"wrote {args.out}: {total} maps ({spec.groups} groups x {len(spec.temperatures)} "

@@ -209,7 +209,7 @@ def correlate_rois(
     Yields:
         One :class:`RoiMaps` per ROI, in order.
     """
-    from tqdm import tqdm
+    from gbsbi.progress import progress_bar
 
     flagged = _check(source, rois, dropped)
     T = source.shape[0]
@@ -220,7 +220,8 @@ def correlate_rois(
     halves = [(roi.pixels[~roi.half], roi.pixels[roi.half]) for roi in rois]
     order = np.concatenate([part for pair in halves for part in pair])
     bounds = np.r_[0, np.cumsum([part.size for pair in halves for part in pair])]
-    with tqdm(total=T, desc="read frames", unit="frame", disable=None if progress else True) as bar:
+    show = None if progress else False
+    with progress_bar(T, "read frames", "frame", show) as bar:
         store = PixelStore(source, order, scratch, progress=bar.update)
     marker = _overflow_marker(source.dtype)
     floating = np.issubdtype(source.dtype, np.floating)
@@ -228,8 +229,7 @@ def correlate_rois(
     sizes = np.diff(bounds)
     bands = int(np.sum(-(-sizes // chunk_pixels)))
     try:
-        with tqdm(total=bands, desc="correlate", unit="band",
-                  disable=None if progress else True) as bar:
+        with progress_bar(bands, "correlate", "band", show) as bar:
             for k, roi in enumerate(rois):
                 grams = np.zeros((2, T, T))
                 sums = np.zeros((2, T))

@@ -3,7 +3,7 @@ r"""Regions of interest (ROIs) on the detector: q-rings and label masks.
 An ROI is a set of detector pixels p over which the two-time estimator averages; all share one
 momentum transfer q. Each ROI's pixels are also split into two disjoint halves (a fixed
 checkerboard), so that the correlator can return two half-maps with independent photon noise
-for the split-half Phi (SPEC section 3).
+for the split-half Phi (docs/phi.md#split-half-phi).
 
 Geometry: a flat detector normal to the direct beam (transmission SAXS). A pixel at distance
 r from the beam centre on a detector at distance L sees the scattering angle 2 theta with

@@ -30,9 +30,13 @@ from gbsbi.io.posteriors import (
     write_posterior,
 )
 
+#: Scans sampled together by :func:`draw_posteriors`.
+SCAN_BATCH = 64
+
 
 def draw_posteriors(
-    posterior: GbPosterior, scans: ScanInputs, draws: int, chains: int = 4, seed: int = 0
+    posterior: GbPosterior, scans: ScanInputs, draws: int, chains: int = 4, seed: int = 0,
+    show_progress: bool | None = False,
 ) -> PosteriorDraws:
     """Sample the posterior of every scan.
 
@@ -42,15 +46,25 @@ def draw_posteriors(
         draws: draws per scan in all, a multiple of ``chains``.
         chains: how many chains the independent draws are split into (for ArviZ).
         seed: seeds torch's generator for the draws.
+        show_progress: a progress display over the scans (None: a bar on a terminal, lines
+            in a log; False: none).
 
     Returns:
         Draws of theta, shape (chains, draws / chains, scans, 3), with the scans' conditions.
     """
     if draws < chains or draws % chains:
         raise GbsbiError(f"--draws must be a positive multiple of {chains}, got {draws}")
+    from gbsbi.progress import progress_bar
+
     torch.manual_seed(seed)
     x = torch.as_tensor(scans.x)
-    theta = posterior.sample_batched((draws,), x=x).numpy()  # (draws, scans, 3)
+    parts = []
+    with progress_bar(len(x), "infer", "scan", show_progress) as bar:
+        for start in range(0, len(x), SCAN_BATCH):
+            batch = x[start:start + SCAN_BATCH]
+            parts.append(posterior.sample_batched((draws,), x=batch).numpy())
+            bar.update(len(batch))
+    theta = np.concatenate(parts, axis=1)  # (draws, scans, 3)
     layout = InputLayout(posterior.model.spec.inputs.bins)
     scalars = scans.x[:, layout.scalars]
     corrected = np.where(scalars[:, SCALARS.index("noise_only")] > 0, np.nan,
@@ -124,8 +138,8 @@ def infer_to_files(
     posterior = GbPosterior(model)
     for line in temperature_warnings(scans.maps, spec.prior, "posterior"):
         warn(line)
-    result = with_misspecification(model, scans, draw_posteriors(posterior, scans, draws,
-                                                                  seed=seed))
+    drawn = draw_posteriors(posterior, scans, draws, seed=seed, show_progress=None)
+    result = with_misspecification(model, scans, drawn)
     attrs = {"model": str(model.directory), "model_hash": model.hash, "maps": str(maps),
              "maps_hash": scans.content_hash, "seed": seed, "estimator": spec.kind,
              "draws_per_scan": draws}

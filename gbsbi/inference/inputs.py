@@ -1,4 +1,5 @@
-r"""What the posterior network sees of one scan (SPEC section 6), computed with NumPy.
+r"""What the posterior network sees of one scan (docs/inference.md#what-the-network-sees), computed
+with NumPy.
 
 For a two-time map C of T frames, the input vector x joins, in this order:
 
@@ -8,7 +9,7 @@ For a two-time map C of T frames, the input vector x joins, in this order:
   NaN entries (dropped frames) are left out of each mean; a bin with no valid entry is 0.
 * ``valid``: the fraction of valid (not dropped) frames in each of the R bins; the network
   forms the mask channel valid_a valid_b from it.
-* ``lags``: the diagonal averages C_TTI(k) - 1 (SPEC section 3) averaged over R bins of the
+* ``lags``: the diagonal averages C_TTI(k) - 1 (docs/phi.md#definition) averaged over R bins of the
   lags k = 1 .. T - 1, weighted by the number of valid pairs at each lag.
 * ``scalars``: the plain Phi, the noise-corrected Phi (0 where it is undefined), a flag that is
   1 where it is undefined (a map of nothing but noise), log10 of the noise variance s2 per

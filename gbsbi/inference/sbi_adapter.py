@@ -1,13 +1,12 @@
 """The adapter between gbsbi's NumPy simulator and sbi: the prior and a simulator callable.
 
 sbi sees the parameters as u = to_unit(theta) in [0, 1]^3 (D and c linear, sigma logarithmic,
-each over its prior range; SPEC section 6) under ``sbi.utils.BoxUniform(0, 1)``, so the
-prior's support is exact: a transformed log-uniform prior has support (0, inf) and sbi would
-take sigma = 10 J/m^2 as inside it. The simulator maps u, shape (n, 3), to
-x = (C flattened, Phi, T), shape (n, T_f^2 + 2), where T_f is the number of frames; the
-temperature T is the known condition, drawn uniformly from the prior's range for each
-simulation (or fixed), and carried in x so that posteriors condition on it. :func:`split_x`
-undoes the packing.
+each over its prior range; docs/inference.md#parameter-space) under ``sbi.utils.BoxUniform(0, 1)``,
+so the prior's support is exact: a transformed log-uniform prior has support (0, inf) and sbi would
+take sigma = 10 J/m^2 as inside it. The simulator maps u, shape (n, 3), to x = (C flattened, Phi,
+T), shape (n, T_f^2 + 2), where T_f is the number of frames; the temperature T is the known
+condition, drawn uniformly from the prior's range for each simulation (or fixed), and carried in x
+so that posteriors condition on it. :func:`split_x` undoes the packing.
 
 Random numbers. Every call draws its randomness from a fresh stream
 ``SeedSequence([seed, key])`` whose key comes from NumPy's global random state, which

@@ -44,11 +44,25 @@ _SENSORS = tuple(f"/entry/sample/qnw{k}_temperature" for k in (1, 2, 3)) + (
 )
 
 
+#: Where APS results files keep the multitau (one-time) g2, new and legacy layout.
+MULTITAU = ("/xpcs/multitau", "/exchange/norm-0-g2")
+
+
+def multitau_only(path: Path, f: h5py.File) -> None:
+    """Refuse, in the user's words, an APS results file of multitau g2 without two-time maps."""
+    if any(name in f for name in MULTITAU) and APS_C2 not in f and LEGACY_C2 not in f:
+        raise GbsbiError(f"{path}: an APS results file with multitau g2 only (one-time "
+                         "correlation functions), no two-time maps; rerun the beamline's "
+                         "analysis with two-time (twotime) output")
+
+
 def _numbered(path: Path, f: h5py.File, group: str, prefix: str) -> list[tuple[int, str]]:
     """(number, name) of the datasets PREFIX_NNNNN of a group, by number."""
     node = f.get(group)
     if not isinstance(node, h5py.Group):
-        raise GbsbiError(f"{path}: no group {group} (not this layout?)")
+        multitau_only(path, f)
+        aps = "/xpcs" in f or "/exchange" in f  # the layout is APS's; the maps are missing
+        raise GbsbiError(f"{path}: no group {group}" + ("" if aps else " (not this layout?)"))
     found = sorted(
         (int(name[len(prefix):]), name)
         for name in node

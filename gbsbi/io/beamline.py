@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +34,7 @@ import h5py
 import numpy as np
 
 from gbsbi.errors import GbsbiError
-from gbsbi.io.aps import APS_C2, LEGACY_C2, read_aps, read_legacy
+from gbsbi.io.aps import APS_C2, LEGACY_C2, multitau_only, read_aps, read_legacy
 from gbsbi.io.rawmaps import FORMATS, RawMaps, check_dtype, one_line
 
 __all__ = [
@@ -109,16 +111,36 @@ def _kind(path: Path, fmt: str) -> str:
     raise GbsbiError(f"{path}: cannot tell the file type from '{suffix}'; pass --format")
 
 
+def _file_line(path: Path, message: str) -> str:
+    """NumPy's "at row R, column C" (R counts data rows from 0, skipping comments and blank
+    lines) as the file's own line number: "on line L, column C"."""
+    found = re.search(r"at row (\d+), column (\d+)", message)
+    if found is None:
+        return message
+    row, column = int(found.group(1)), found.group(2)
+    data_rows = -1
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, text in enumerate(handle, start=1):
+            if text.split("#", 1)[0].strip():
+                data_rows += 1
+                if data_rows == row:
+                    return message.replace(found.group(0), f"on line {number}, column {column}")
+    return message
+
+
 def _read_txt(path: Path) -> RawMaps:
     errors = []
     for delimiter in (None, ","):
         try:
-            C = np.loadtxt(path, dtype=np.float64, delimiter=delimiter, ndmin=2)
+            with warnings.catch_warnings():  # an empty file is reported below, in one line
+                warnings.simplefilter("ignore", UserWarning)
+                C = np.loadtxt(path, dtype=np.float64, delimiter=delimiter, ndmin=2)
             break
         except (ValueError, UnicodeDecodeError) as err:
             errors.append(err)
     else:
-        raise GbsbiError(f"{path}: not a numeric text matrix ({one_line(errors[0])})")
+        raise GbsbiError(f"{path}: not a numeric text matrix "
+                         f"({_file_line(path, one_line(errors[0]))})")
     if C.size == 0:
         raise GbsbiError(f"{path}: empty text file")
     return RawMaps(path, "txt", (C,), ("matrix",), (path.stem,))
@@ -212,6 +234,7 @@ def _sniff(path: Path, f: h5py.File, key: str | None) -> str:
             f"{path}: holds detector frames (Eiger master file), not two-time maps; "
             "compute the maps with `gbsbi correlate`"
         )
+    multitau_only(path, f)
     raise GbsbiError(
         f"{path}: no known two-time layout (looked for {APS_C2}, {LEGACY_C2} and a "
         f"'{PYCHX_KEY}' dataset); pass --format pychx --key NAME for another dataset"

@@ -1,4 +1,5 @@
-"""Posterior files: ArviZ InferenceData in NetCDF, and the per-scan CSV beside it (SPEC 6).
+"""Posterior files: ArviZ InferenceData in NetCDF, and the per-scan CSV beside it
+(docs/inference.md#posterior-file).
 
 The NetCDF file has the groups
 
@@ -16,8 +17,10 @@ and every group's attributes, and the file's root attributes, name the model (``
 independent, so the split into chains is only for ArviZ's diagnostics (R-hat near 1 by
 construction). ``arviz.from_netcdf`` reads the file; ``arviz.summary`` works on it.
 
-The CSV has one row per scan: scan, group, T, and for D, sigma and c the posterior mean, sd
-and 5 % and 95 % quantiles, and the misspecification p-value where there is one.
+The CSV has one row per scan: scan, group, T, and for D, sigma and c the posterior mean,
+median, sd and 5 % and 95 % quantiles, and the misspecification p-value where there is one.
+Tables for people (the terminal, the report) give the median with the 90 % interval: the mean
+of a skewed posterior (sigma over decades) can lie outside its own interval, the median never.
 """
 
 from __future__ import annotations
@@ -170,19 +173,19 @@ def draws_from_data(data) -> PosteriorDraws:  # noqa: ANN001 - arviz InferenceDa
 
 
 def summary_rows(draws: PosteriorDraws) -> list[dict]:
-    """One dict per scan: scan, group, T, and mean, sd, q05, q95 of D, sigma and c, and the
-    misspecification p-value ``misspec_p`` where there is one."""
+    """One dict per scan: scan, group, T, and mean, median, sd, q05, q95 of D, sigma and c, and
+    the misspecification p-value ``misspec_p`` where there is one."""
     flat = draws.theta.reshape(-1, *draws.theta.shape[2:])  # (chains * draws, scans, 3)
     mean, sd = flat.mean(0), flat.std(0, ddof=1)
-    low, high = np.quantile(flat, QUANTILES, axis=0)
+    low, median, high = np.quantile(flat, (QUANTILES[0], 0.5, QUANTILES[1]), axis=0)
     names = unique_names(draws.scan)
     rows = []
     for k, scan in enumerate(names):
         row = {"scan": scan, "group": "" if draws.group is None else str(draws.group[k]),
                "T": float(draws.temperature[k])}
         for j, name in enumerate(NAMES):
-            row |= {f"{name}_mean": mean[k, j], f"{name}_sd": sd[k, j],
-                    f"{name}_q05": low[k, j], f"{name}_q95": high[k, j]}
+            row |= {f"{name}_mean": mean[k, j], f"{name}_median": median[k, j],
+                    f"{name}_sd": sd[k, j], f"{name}_q05": low[k, j], f"{name}_q95": high[k, j]}
         if draws.misspecification is not None:
             row["misspec_p"] = float(draws.misspecification[k])
         rows.append(row)
@@ -200,15 +203,17 @@ def write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
 
 
 def format_table(rows: list[dict], alpha: float = 0.05) -> str:
-    """The per-scan table for the terminal: mean and [5 %, 95 %] of each parameter, and the
+    """The per-scan table for the terminal: median and [5 %, 95 %] of each parameter (the
+    median lies inside its interval, a skewed posterior's mean may not), and the
     misspecification p-value (``!`` below ``alpha``) where the rows have one."""
     width = max(4, *(len(r["scan"]) for r in rows))
     misspec = "misspec_p" in rows[0]
     head = f"{'scan':<{width}}  {'T [K]':>6}  " + "  ".join(
         f"{label:^30}" for label in ("D [nm^2/s]", "sigma [J/m^2]", "c"))
-    lines = [head + ("  misspec p" if misspec else "")]
+    lines = ["median [5 %, 95 %] of each posterior",
+             head + ("  misspec p" if misspec else "")]
     for r in rows:
-        cells = [f"{r[f'{n}_mean']:9.3g} [{r[f'{n}_q05']:8.3g}, {r[f'{n}_q95']:8.3g}]"
+        cells = [f"{r[f'{n}_median']:9.3g} [{r[f'{n}_q05']:8.3g}, {r[f'{n}_q95']:8.3g}]"
                  for n in NAMES]
         line = f"{r['scan']:<{width}}  {r['T']:>6.1f}  " + "  ".join(cells)
         if misspec:

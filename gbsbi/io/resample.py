@@ -16,10 +16,10 @@ Both resampling paths are one linear map per axis, C' = A C A^T with A of shape 
 
 NaN entries (missing frames) are skipped by applying A to the valid entries and to their
 indicator and dividing; an entry with no valid support stays NaN. The diagonal C(t, t) carries the
-Poisson self-term (SPEC section 2), so it never leaks into the off-diagonal entries: those are
-resampled from the map with its diagonal replaced by the mean of the lag-1 neighbours
-C(t - 1, t) and C(t, t + 1) (which only matters where T' > T or T' is close to T), and the new
-diagonal is resampled from the native diagonal alone.
+Poisson self-term (docs/model.md#estimator), so it never leaks into the off-diagonal entries: those
+are resampled from the map with its diagonal replaced by the mean of the lag-1 neighbours C(t - 1,
+t) and C(t, t + 1) (which only matters where T' > T or T' is close to T), and the new diagonal is
+resampled from the native diagonal alone.
 """
 
 from __future__ import annotations

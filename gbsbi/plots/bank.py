@@ -90,7 +90,8 @@ def plot_quartile_maps(s: dict[str, np.ndarray], out: Path) -> Path:
     :func:`load_bank_summary` and :func:`load_quartile_maps`)."""
     plt = pyplot()
     index, maps, t = s["index"], s["maps"], s["t"]
-    fig, axes = plt.subplots(1, 4, figsize=(15, 5.4), layout="constrained")
+    # four square maps, a three-line title and a colour bar below: no empty strip above
+    fig, axes = plt.subplots(1, 4, figsize=(15, 5.0), layout="constrained")
     for q, (ax, i, m) in enumerate(zip(axes, index, maps, strict=True)):
         vmin, vmax = colour_range(m)
         im = ax.imshow(m, origin="lower", extent=(t[0], t[-1], t[0], t[-1]), cmap="viridis",

@@ -84,7 +84,8 @@ def corner(
                 ax.set_ylabel(_label(NAMES[i]))
             elif j > 0:
                 ax.set_yticklabels([])
-    fig.suptitle(title + ("" if truth is None else "  (red: true value)"), fontsize=10)
+    fig.suptitle(title + "\n(dashed: 90 % interval" + ("" if truth is None else
+                                                     "; red: true value") + ")", fontsize=10)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -30,11 +30,12 @@ def ppc_plot(check: ScanCheck, t: np.ndarray, title: str, path: Path) -> Path:
         im = ax.imshow(image, origin="lower", extent=extent, vmin=low, vmax=high)
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("$t_1$ [s]")
-        fig.colorbar(im, ax=ax, shrink=0.8)
+        fig.colorbar(im, ax=ax, shrink=0.8, label="$C(t_1, t_2)$")
     axes[0, 0].set_ylabel("$t_2$ [s]")
     im = axes[0, 2].imshow(z, origin="lower", extent=extent, vmin=-4, vmax=4, cmap="RdBu_r")
     axes[0, 2].set_title("residual (observed - predictive mean) / predictive sd", fontsize=10)
-    fig.colorbar(im, ax=axes[0, 2], shrink=0.8)
+    axes[0, 2].set_xlabel("$t_1$ [s]")
+    fig.colorbar(im, ax=axes[0, 2], shrink=0.8, label="residual z (predictive sd)")
     numbers = check.numbers
     for ax, k, label, p in ((axes[1, 0], 1, r"noise-corrected $\Phi$", "p_phi_corrected"),
                             (axes[1, 1], 0, r"plain $\Phi$", "p_phi")):
@@ -45,6 +46,7 @@ def ppc_plot(check: ScanCheck, t: np.ndarray, title: str, path: Path) -> Path:
         if np.isfinite(check.phi_obs[k]):
             ax.axvline(check.phi_obs[k], color="C3", lw=2, label="observed")
         ax.set_xlabel(label)
+        ax.set_ylabel("replicates")
         ax.set_title(f"{label}: predictive p = {numbers[p]:.2f}", fontsize=10)
         ax.legend(fontsize=8)
     ax = axes[1, 2]

@@ -1,4 +1,4 @@
-r"""Noise-robust Phi of a single two-time map (SPEC section 3).
+r"""Noise-robust Phi of a single two-time map (docs/phi.md#noise-corrected-phi).
 
 Photon noise e is not time-translation invariant, so it adds to the drift dC almost entirely:
 with s2 the mean noise variance per element and n = T (T - 1) / 2 pairs over T - 1 diagonals,

@@ -103,3 +103,27 @@ def interval_contains(samples: np.ndarray, truth: np.ndarray, level: float = 0.9
     """Whether the central interval of ``level`` contains the truth, shape (n, d)."""
     low, high = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2], axis=0)
     return (truth >= low) & (truth <= high)
+
+
+def sbc_bins(n: int) -> int:
+    """Bins of a rank histogram of n simulations: about 10 expected per bin (a band that says
+    something), between 2 and 20."""
+    return int(np.clip(n // 10, 2, 20))
+
+
+def ks_halfwidth(n: int, confidence: float = 0.95) -> float:
+    """Half-width d of the simultaneous band ECDF(z) - z in [-d, d] that holds the whole ECDF
+    of n independent uniform values with probability ``confidence`` (Kolmogorov-Smirnov)."""
+    from scipy.stats import kstwo
+
+    return float(kstwo.ppf(confidence, n))
+
+
+def ks_pvalue(ecdf: np.ndarray, z: np.ndarray, n: int) -> float:
+    """KS p-value of an ECDF of n values against the uniform, from its values at z: the curve
+    leaves the band of :func:`ks_halfwidth` exactly when this is below 1 - confidence (on the
+    grid z the distance is a lower bound of the supremum, so p is an upper bound)."""
+    from scipy.stats import kstwo
+
+    distance = float(np.max(np.abs(np.asarray(ecdf) - np.asarray(z))))
+    return float(kstwo.sf(distance, n))

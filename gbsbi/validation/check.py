@@ -94,7 +94,7 @@ class CheckResult:
 
 def run_check(
     model, x: np.ndarray, u: np.ndarray, draws: int = 1000, seed: int = 0,  # noqa: ANN001
-    batch: int = 100, diagnostics: bool = True,
+    batch: int = 100, diagnostics: bool = True, show_progress: bool | None = False,
 ) -> CheckResult:
     """Draw, and compute every number of a check.
 
@@ -108,12 +108,16 @@ def run_check(
         batch: simulations sampled together.
         diagnostics: also run SBC and TARP (False: accuracy, intervals and HPD levels only,
             for studies over many sets).
+        show_progress: a progress display over the simulations (None: a bar on a terminal,
+            lines in a log; False: none).
     """
     from gbsbi.inference.npe.predict import draws_with_density
     from gbsbi.inference.sbi_tools import sbc_and_tarp
+    from gbsbi.progress import progress_bar
 
     start = time.perf_counter()
-    drawn = draws_with_density(model, x, u, draws, seed, batch)
+    with progress_bar(len(x), "check", "simulation", show_progress) as bar:
+        drawn = draws_with_density(model, x, u, draws, seed, batch, bar.update)
     hpd = hpd_levels(drawn["log_q"], drawn["log_q_truth"])
     done = time.perf_counter()
     low_scale, high_scale = model.spec.prior.scale_bounds()
@@ -155,7 +159,7 @@ def check_to_files(
     x, u, content = labelled_inputs(test, spec.experiment, spec.prior, spec.inputs, cache=cache)
     x, u = x[:n], u[:n]
     configure("cpu")
-    result = run_check(model, x, u, draws=draws, seed=seed)
+    result = run_check(model, x, u, draws=draws, seed=seed, show_progress=None)
     numbers = result.to_dict()
     numbers["configuration"] = {"model": str(model_dir), "model_hash": model.hash,
                                 "test": str(test), "test_hash": content, "n": len(x),

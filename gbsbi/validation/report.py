@@ -14,7 +14,7 @@ path                     from                                            needed
 =======================  ==============================================  ==========
 
 (a folder with a single other ``*.nc`` posterior file and its ``-plots`` folder works too).
-The page has the per-scan table (posterior mean and 90 % interval, misspecification flag,
+The page has the per-scan table (posterior median and 90 % interval, misspecification flag,
 predictive p-value, cross-check C2ST), then whatever parts exist: intervals, calibration,
 misspecification, cross-check, and per scan its corner plot, predictive check and overlay.
 Images are embedded as base64 PNG; the page needs no network, no script and no other file.
@@ -79,7 +79,7 @@ def _num(value: float, fmt: str = ".3g") -> str:
 def _table(rows: list[dict], alpha: float, ppc: dict | None, cross: dict | None,
            truth: np.ndarray | None) -> str:
     head = ["scan", "group", "T [K]", "&Phi;<sub>corr</sub>"]
-    head += [f"{n} mean [5 %, 95 %]" for n in ("D [nm&sup2;/s]", "&sigma; [J/m&sup2;]", "c")]
+    head += [f"{n} median [5 %, 95 %]" for n in ("D [nm&sup2;/s]", "&sigma; [J/m&sup2;]", "c")]
     head += ["misspec p", "PPC p(&Phi;<sub>corr</sub>)", "C2ST emcee / map"]
     if truth is not None:
         head.append("true (D, &sigma;, c)")
@@ -90,8 +90,8 @@ def _table(rows: list[dict], alpha: float, ppc: dict | None, cross: dict | None,
         cells = [f'<td class="name">{html.escape(r["scan"])}</td>',
                  f'<td class="name">{html.escape(r["group"])}</td>', f"<td>{r['T']:.1f}</td>",
                  f"<td>{_num(r['phi_corrected'], '.3f')}</td>"]
-        cells += [f"<td>{_num(r[f'{n}_mean'])} [{_num(r[f'{n}_q05'])}, {_num(r[f'{n}_q95'])}]"
-                  "</td>" for n in NAMES]
+        cells += [f"<td>{_num(r[f'{n}_median'])} [{_num(r[f'{n}_q05'])}, "
+                  f"{_num(r[f'{n}_q95'])}]</td>" for n in NAMES]
         cells.append("<td>&ndash;</td>" if p is None else
                      f"<td>{p:.3f}{' <b>flagged</b>' if flagged else ''}</td>")
         scan_ppc = (ppc or {}).get("scans", {}).get(r["scan"])
@@ -136,9 +136,13 @@ def _misspec_section(run_dir: Path, draws) -> str:  # noqa: ANN001
     parts = ["<h2>Misspecification</h2>"]
     if draws.misspecification is not None:
         n = int(draws.flagged.sum())
-        parts.append(f"<p>{n} of {len(draws.scan)} scans flagged (p &lt; {draws.alpha:g}): "
-                     "their embedding is unlike those of the simulations, so the model may not "
-                     "describe them and their posteriors are not to be trusted.</p>")
+        if n:
+            parts.append(f"<p>{n} of {len(draws.scan)} scans flagged (p &lt; {draws.alpha:g}): "
+                         "their embedding is unlike those of the simulations, so the model may "
+                         "not describe them and their posteriors are not to be trusted.</p>")
+        else:
+            parts.append(f"<p>No scan of {len(draws.scan)} flagged (every p &ge; "
+                         f"{draws.alpha:g}).</p>")
     else:
         parts.append("<p>The model has no misspecification reference: no scan was tested.</p>")
     if misspec is not None and "set" in misspec:

@@ -134,7 +134,8 @@ def load_posterior(directory: str | os.PathLike, device: str = "cpu") -> GbPoste
 
 @torch.no_grad()
 def draw_in_cube(
-    flow: torch.nn.Module, x: Tensor, draws: int, batch: int = 100
+    flow: torch.nn.Module, x: Tensor, draws: int, batch: int = 100,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Draws u ~ q(u | x) inside [0, 1]^3 with their log q, for many inputs, keeping the
     draws inside the prior's cube as sbi's ``DirectPosterior`` does (rejection, repeated
@@ -145,6 +146,7 @@ def draw_in_cube(
         x: inputs, shape (n, D).
         draws: draws per input.
         batch: inputs sampled together.
+        progress: called with the number of inputs done after each batch.
 
     Returns:
         u, shape (draws, n, 3), and log q(u | x), shape (draws, n); torch's global generator
@@ -173,6 +175,8 @@ def draw_in_cube(
             ask = int(min(draws, max(16, (draws - count.min().item()) / rate * 1.2)))
         us.append(kept_u)
         logs.append(kept_lp)
+        if progress is not None:
+            progress(len(xb))
     return torch.cat(us, 1), torch.cat(logs, 1)
 
 
@@ -186,14 +190,15 @@ def log_prob_truth(flow: torch.nn.Module, u: Tensor, x: Tensor, batch: int = 100
 
 
 def draws_with_density(model: TrainedModel, x: np.ndarray, u: np.ndarray | None, draws: int,
-                       seed: int = 0, batch: int = 100) -> dict[str, np.ndarray]:
+                       seed: int = 0, batch: int = 100,
+                       progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """Posterior draws of many inputs with log q at each draw and (where ``u`` is given) at
     the truth, as NumPy arrays: ``u`` (draws, n, 3), ``log_q`` (draws, n) and ``log_q_truth``
-    (n,). Seeds torch's generator with ``seed``."""
+    (n,). Seeds torch's generator with ``seed``; ``progress`` as :func:`draw_in_cube`'s."""
     torch.manual_seed(seed)
     flow = model.network.eval()
     x_t = torch.as_tensor(x, dtype=torch.float32)
-    samples, log_q = draw_in_cube(flow, x_t, draws, batch)
+    samples, log_q = draw_in_cube(flow, x_t, draws, batch, progress)
     out = {"u": samples.double().numpy(), "log_q": log_q.double().numpy()}
     if u is not None:
         out["log_q_truth"] = log_prob_truth(flow, torch.as_tensor(u, dtype=torch.float32),
