@@ -39,9 +39,9 @@ from gbsbi.errors import GbsbiError
 from gbsbi.io.atomic import atomic_path, check_writable, write_atomic
 from gbsbi.io.mapsfile import FORMAT, VERSION
 from gbsbi.summaries.phi import phi
-from simulators.config import ExperimentConfig, MeasurementPrior, Prior, config_hash
-from simulators.gb import two_time_maps
+from simulators.config import ExperimentConfig, MeasurementPrior, Prior, SamplePrior, config_hash
 from simulators.measured import MODES, measured_maps
+from simulators.polycrystal import noiseless_maps
 
 #: Maps per HDF5 chunk of ``C`` (16 maps of 128 x 128 float32 = 1 MiB).
 CHUNK_MAPS = 16
@@ -59,7 +59,9 @@ class BankSpec:
         block_size: maps per block (the unit of work, of journaling and of random streams).
         measurement: ``none`` (noiseless maps), ``fast`` (fast noise model) or ``exact``
             (photon-counting speckle pixels).
-        nuisance: ranges of the measurement nuisances (counts, N_pix, beta) when measured.
+        nuisance: ranges of the measurement nuisances (counts, N_pix, beta, drift, dropped
+            frames) when measured.
+        sample: ranges of the sample nuisances (boundaries and the spread of their lengths).
     """
 
     config: ExperimentConfig
@@ -69,6 +71,7 @@ class BankSpec:
     block_size: int = 256
     measurement: str = "none"
     nuisance: MeasurementPrior = MeasurementPrior()
+    sample: SamplePrior = SamplePrior()
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -99,6 +102,7 @@ class BankSpec:
         }
         if self.measurement != "none":
             data["nuisance"] = self.nuisance.to_dict()
+        data["sample"] = self.sample.to_dict()
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
@@ -116,10 +120,12 @@ def simulate_block(spec: BankSpec, block: int) -> dict[str, np.ndarray]:
     compete for the cores (on an idle machine it is about 12% slower).
 
     Returns:
-        ``theta`` (m, 3), ``temperature`` (m,), ``C`` (m, T, T) float32 and ``phi`` (m,).
-        Measured banks add the nuisances ``counts``, ``n_pix``, ``beta`` (m,), and beside the
-        plain ``phi`` of the measured map ``phi_noiseless``, ``phi_split_half`` and
-        ``phi_corrected`` (noise-corrected from the map alone).
+        ``theta`` (m, 3), ``temperature`` (m,), ``C`` (m, T, T) float32 and ``phi`` (m,), and
+        the sample nuisances ``boundaries``, ``length_spread`` (m,) and ``boundary_lengths`` (m,
+        K_max, relative to L) unless every map has the single boundary.
+        Measured banks add the nuisances ``counts``, ``n_pix``, ``beta``, ``drift``,
+        ``dropped`` (m,), and beside the plain ``phi`` of the measured map ``phi_noiseless``,
+        ``phi_split_half`` and ``phi_corrected`` (noise-corrected from the map alone).
     """
     from threadpoolctl import threadpool_limits
 
@@ -132,20 +138,32 @@ def _simulate_block(spec: BankSpec, block: int) -> dict[str, np.ndarray]:
     rng = block_rng(spec.seed, block)
     theta, temperature = spec.prior.sample(stop - start, rng)
     if spec.measurement == "none":
-        maps = two_time_maps(theta, temperature, spec.config, rng)
-        return {"theta": theta, "temperature": temperature, "C": maps, "phi": phi(maps)}
+        sample = spec.sample.sample(stop - start, rng)
+        maps = noiseless_maps(theta, temperature, spec.config, sample, rng)
+        return {"theta": theta, "temperature": temperature, "C": maps, "phi": phi(maps),
+                **_stored(sample, spec.sample)}
     from gbsbi.summaries.phi_noise import phi_and_corrected
 
     nuisance = spec.nuisance.sample(stop - start, rng)
-    out = measured_maps(theta, temperature, spec.config, nuisance, spec.measurement,
-                        spec.nuisance, rng, halves=spec.measurement == "exact")
+    sample = spec.sample.sample(stop - start, rng)
+    out = measured_maps(theta, temperature, spec.config, {**nuisance, **sample},
+                        spec.measurement, spec.nuisance, rng, halves=spec.measurement == "exact")
     extra = {"phi_split_half": phi(out["C_a"], out["C_b"])} if "C_a" in out else {}
     plain, corrected = phi_and_corrected(out["C"])
     return {
         "theta": theta, "temperature": temperature, "C": out["C"], "phi": plain,
         "phi_noiseless": phi(out["C_noiseless"]), "phi_corrected": corrected,
-        **extra, **nuisance,
+        **extra, **nuisance, **_stored(sample, spec.sample),
     }
+
+
+def _stored(sample: dict[str, np.ndarray], prior: SamplePrior) -> dict[str, np.ndarray]:
+    """The sample nuisances a bank keeps (none for the single boundary, as banks made
+    before polycrystals)."""
+    if prior.single:
+        return {}
+    return {"boundaries": sample["boundaries"], "length_spread": sample["length_spread"],
+            "boundary_lengths": sample["lengths"]}
 
 
 #: Errors of reading a damaged .npz file.

@@ -122,7 +122,7 @@ def _pseudo(out: Path, size: DemoSize, seed: int) -> Path:
     import numpy as np
 
     from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments
-    from simulators.config import ExperimentConfig, MeasurementPrior, Prior
+    from simulators.config import ExperimentConfig, MeasurementPrior, Prior, SamplePrior
 
     setup = (ExperimentConfig(), Prior(), MeasurementPrior())
     spec = PseudoSpec(groups=size.groups, temperatures=size.temperatures, repeats=size.repeats,
@@ -130,7 +130,8 @@ def _pseudo(out: Path, size: DemoSize, seed: int) -> Path:
     total = spec.groups * len(spec.temperatures) * spec.repeats
     path = out / "pseudo_experiments.h5"
     with progress_bar(total, "pseudo-experiments", "map") as bar:
-        maps, extra = write_pseudo_experiments(path, spec, *setup, progress=bar.update)
+        maps, extra = write_pseudo_experiments(path, spec, *setup, progress=bar.update,
+                                               sample=SamplePrior())
     print(f"wrote {path}: {len(maps)} measured maps ({spec.counts} photons per pixel per "
           f"frame, {spec.n_pix} pixels)")
     print(f"Phi of the pseudo-experiments, each row the mean of {spec.repeats} repeats:")

@@ -18,7 +18,7 @@ import numpy as np
 from gbsbi.io.mapsfile import Maps
 from gbsbi.summaries.phi import phi
 from gbsbi.summaries.phi_noise import phi_corrected
-from simulators.config import ExperimentConfig, MeasurementPrior, Prior
+from simulators.config import ExperimentConfig, MeasurementPrior, Prior, SamplePrior
 from simulators.measured import measured_maps
 
 
@@ -46,11 +46,14 @@ class PseudoSpec:
     mode: str = "exact"
     seed: int = 0
 
-    def to_json(self, config: ExperimentConfig, prior: Prior, nuisance: MeasurementPrior) -> str:
+    def to_json(self, config: ExperimentConfig, prior: Prior, nuisance: MeasurementPrior,
+                sample: SamplePrior | None = None) -> str:
         data = {"experiment": config.to_dict(), "prior": prior.to_dict(),
                 "measurement": nuisance.to_dict(), "pseudo": {
                     k: list(v) if isinstance(v, tuple) else v
                     for k, v in self.__dict__.items()}}
+        if sample is not None:
+            data["sample"] = sample.to_dict()
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
@@ -60,6 +63,7 @@ def pseudo_experiments(
     prior: Prior,
     nuisance: MeasurementPrior,
     progress: Callable[[int], None] | None = None,
+    sample: SamplePrior | None = None,
 ) -> tuple[Maps, dict[str, np.ndarray]]:
     """Simulate the pseudo-experiments of ``spec``.
 
@@ -67,8 +71,11 @@ def pseudo_experiments(
         spec: groups, temperatures, repeats, measurement.
         config: the experiment configuration.
         prior: the prior the groups' parameters are drawn from.
-        nuisance: fixed measurement constants (beam_rms, dead and dropped fractions).
+        nuisance: fixed measurement constants (beam_rms, dead and dropped fractions), and the
+            ranges each map's beam drift and dropped frames are drawn from.
         progress: called with 1 after each map, or None.
+        sample: the ranges each map's boundaries are drawn from (a polycrystal), or None for
+            one boundary of length L.
 
     Returns:
         The maps (with theta, groups and scan names) and extra datasets: ``C_half_a``,
@@ -83,6 +90,10 @@ def pseudo_experiments(
             for r in range(spec.repeats):
                 fixed = {"counts": np.array([spec.counts]), "n_pix": np.array([spec.n_pix]),
                          "beta": np.array([spec.beta])}
+                fixed |= {"drift": _draw(nuisance.drift, rng),
+                          "dropped": _draw(nuisance.dropped, rng)}
+                if sample is not None:
+                    fixed |= sample.sample(1, rng)
                 maps.append(measured_maps(group_theta[g : g + 1], np.array([temperature]),
                                           config, fixed, spec.mode, nuisance, rng))
                 rows.append((g, temperature, r))
@@ -104,6 +115,12 @@ def pseudo_experiments(
     return result, extra
 
 
+def _draw(bounds: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
+    """One uniform draw in [low, high], shape (1,); a degenerate range draws nothing."""
+    low, high = bounds
+    return np.array([low if low == high else low + rng.random() * (high - low)])
+
+
 def write_pseudo_experiments(
     path: str | os.PathLike,
     spec: PseudoSpec,
@@ -111,6 +128,7 @@ def write_pseudo_experiments(
     prior: Prior,
     nuisance: MeasurementPrior,
     progress: Callable[[int], None] | None = None,
+    sample: SamplePrior | None = None,
 ) -> tuple[Maps, dict[str, np.ndarray]]:
     """Simulate the pseudo-experiments of ``spec`` and write them as a maps file, with the
     configuration (JSON), its hash and the seed as root attributes.
@@ -121,8 +139,9 @@ def write_pseudo_experiments(
     from gbsbi.io.mapsfile import write_maps
     from simulators.config import config_hash
 
-    maps, extra = pseudo_experiments(spec, config, prior, nuisance, progress=progress)
-    text = spec.to_json(config, prior, nuisance)
+    maps, extra = pseudo_experiments(spec, config, prior, nuisance, progress=progress,
+                                     sample=sample)
+    text = spec.to_json(config, prior, nuisance, sample)
     write_maps(path, maps, extra=extra, attrs={
         "kind": "pseudo-experiments", "config": text, "config_hash": config_hash(text),
         "seed": spec.seed})

@@ -242,6 +242,28 @@ def _log_uniform(bounds: tuple[float, float], u: np.ndarray) -> np.ndarray:
     return np.exp(low + u * (high - low))
 
 
+def _range(where: str, value: tuple, low: float, high: float, open_ends: bool) -> tuple:
+    """A (low, high) range checked to lie in [low, high] (or (low, high) with open ends)."""
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be (low, high), got {value!r}") from None
+    inside = (low < a and b < high) if open_ends else (low <= a and b < high)
+    if not (np.isfinite(a) and np.isfinite(b) and a <= b and inside):
+        ends = "()" if open_ends else "[)"
+        raise ConfigError(f"{where} must be (low, high) with low <= high inside "
+                          f"{ends[0]}{low:g}, {high:g}{ends[1]}, got ({a:g}, {b:g})")
+    return (a, b)
+
+
+def _uniform(bounds: tuple[float, float], n: int, rng: np.random.Generator) -> np.ndarray:
+    """n uniform draws in [low, high]; a degenerate range draws nothing from ``rng``."""
+    low, high = bounds
+    if low == high:
+        return np.full(n, low)
+    return low + rng.random(n) * (high - low)
+
+
 def config_hash(text: str) -> str:
     """SHA-256 hex digest of a canonical JSON text."""
     return hashlib.sha256(text.encode()).hexdigest()
@@ -267,6 +289,8 @@ class MeasurementConfig:
         beam_rms: relative rms of the lognormal beam intensity b(t), 0 for a steady beam.
         dead_fraction: fraction of the pixels that are dead (rounded to a whole number).
         drop_fraction: fraction of the frames that are dropped (rounded to a whole number).
+        drift: slope a of a linear beam-intensity drift over the window,
+            b(t) = 1 + a (t / window - 1/2), |a| < 2 (0: none).
     """
 
     nbar: float = 0.05
@@ -275,6 +299,7 @@ class MeasurementConfig:
     beam_rms: float = 0.0
     dead_fraction: float = 0.0
     drop_fraction: float = 0.0
+    drift: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.nbar > 0:
@@ -282,6 +307,9 @@ class MeasurementConfig:
         if not 0.0 < self.beta <= 1.0:
             raise ConfigError(f"beta must lie in (0, 1], got {self.beta}")
         _check_fixed("", self.beam_rms, self.dead_fraction, self.drop_fraction)
+        if not abs(self.drift) < 2:
+            raise ConfigError(f"drift must lie in (-2, 2) (the beam stays positive), got "
+                              f"{self.drift}")
         if self.n_pix - round(self.dead_fraction * self.n_pix) < 2:
             raise ConfigError(f"need at least 2 live pixels, got n_pix = {self.n_pix}")
 
@@ -297,6 +325,14 @@ class MeasurementPrior:
         beam_rms: relative rms of a lognormal beam-intensity fluctuation per frame.
         dead_fraction: fraction of dead pixels (exact model only).
         drop_fraction: fraction of dropped frames (exact model only), NaN rows and columns.
+        drift: (low, high) slope a of a linear beam-intensity drift
+            b(t) = 1 + a (t / window - 1/2), drawn uniformly per map.
+        dropped: (low, high) fraction of dropped frames (NaN rows and columns), drawn
+            uniformly per map (fast and exact models; in the exact model it replaces
+            ``drop_fraction`` where positive).
+
+    A range with low == high draws nothing: (0, 0) gives a bank of the same bytes as a
+    configuration without the range.
     """
 
     counts: tuple[float, float] = (0.01, 1.0)
@@ -305,6 +341,8 @@ class MeasurementPrior:
     beam_rms: float = 0.0
     dead_fraction: float = 0.0
     drop_fraction: float = 0.0
+    drift: tuple[float, float] = (-0.9, 0.9)
+    dropped: tuple[float, float] = (0.0, 0.1)
 
     def __post_init__(self) -> None:
         for name in ("counts", "n_pix", "beta"):
@@ -317,21 +355,36 @@ class MeasurementPrior:
         if self.n_pix[0] < 2:
             raise ConfigError("measurement n_pix needs at least 2 pixels (two halves)")
         _check_fixed("measurement ", self.beam_rms, self.dead_fraction, self.drop_fraction)
+        object.__setattr__(self, "drift", _range("measurement drift", self.drift, -2, 2,
+                                                 open_ends=True))
+        object.__setattr__(self, "dropped", _range("measurement dropped", self.dropped, 0, 1,
+                                                   open_ends=False))
 
     def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Draw ``counts`` (n,), ``n_pix`` (n,) (whole numbers) and ``beta`` (n,)."""
+        """Draw ``counts`` (n,), ``n_pix`` (n,) (whole numbers), ``beta`` (n,), ``drift`` (n,)
+        and ``dropped`` (n,) (a degenerate range draws nothing)."""
         u = rng.random((n, 3))
         return {
             "counts": _log_uniform(self.counts, u[:, 0]),
             "n_pix": np.round(_log_uniform(self.n_pix, u[:, 1])),
             "beta": self.beta[0] + u[:, 2] * (self.beta[1] - self.beta[0]),
+            "drift": _uniform(self.drift, n, rng),
+            "dropped": _uniform(self.dropped, n, rng),
         }
 
-    def setting(self, counts: float, n_pix: int, beta: float) -> MeasurementConfig:
+    def setting(self, counts: float, n_pix: int, beta: float, drift: float = 0.0,
+                dropped: float = 0.0) -> MeasurementConfig:
         """One measurement with these nuisances and the prior's fixed constants."""
         return MeasurementConfig(nbar=float(counts), n_pix=int(n_pix), beta=float(beta),
                                  beam_rms=self.beam_rms, dead_fraction=self.dead_fraction,
-                                 drop_fraction=self.drop_fraction)
+                                 drop_fraction=float(dropped) if dropped > 0
+                                 else self.drop_fraction, drift=float(drift))
+
+    @classmethod
+    def from_record(cls, data: dict) -> MeasurementPrior:
+        """The prior an artefact recorded: ranges it does not record were off (0, 0) when it
+        was made (unlike a user's configuration, where a missing key takes the default)."""
+        return cls.from_dict({"drift": (0.0, 0.0), "dropped": (0.0, 0.0), **data})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -339,3 +392,76 @@ class MeasurementPrior:
     @classmethod
     def from_dict(cls, data: dict) -> MeasurementPrior:
         return _from_dict(cls, data, "measurement")
+
+
+@dataclass(frozen=True)
+class SamplePrior:
+    """Nuisances of the scattering volume: a polycrystal's boundaries
+    (docs/model.md#polycrystal).
+
+    The beam lights K boundaries; boundary k has length L_k = L exp(s z_k), z_k ~ N(0, 1) (a
+    log-normal spread s around the configuration's L), its own realisation, and its own rates
+    M sigma (n pi / L_k)^2 and roughness. F_GB is the length-weighted average of their phase
+    averages. K and s are drawn per map.
+
+    Attributes:
+        boundaries: (low, high) number of boundaries K, a whole number drawn uniformly.
+        length_spread: (low, high) log-normal spread s of the lengths, drawn uniformly.
+
+    (1, 1) and (0, 0) is the single boundary of length L: the same bytes as a bank without
+    this prior, at the same seed.
+    """
+
+    boundaries: tuple[int, int] = (1, 4)
+    length_spread: tuple[float, float] = (0.0, 0.5)
+
+    def __post_init__(self) -> None:
+        try:
+            k = tuple(int(v) for v in self.boundaries)
+        except (TypeError, ValueError):
+            raise ConfigError(f"sample boundaries must be (low, high), got "
+                              f"{self.boundaries!r}") from None
+        if len(k) != 2 or k != tuple(float(v) for v in self.boundaries) or \
+                not 1 <= k[0] <= k[1] <= 64:
+            raise ConfigError(f"sample boundaries must be whole numbers (low, high) with "
+                              f"1 <= low <= high <= 64, got {self.boundaries!r}")
+        object.__setattr__(self, "boundaries", k)
+        object.__setattr__(self, "length_spread", _range("sample length_spread",
+                                                         self.length_spread, 0, 3, False))
+
+    @property
+    def single(self) -> bool:
+        """Whether every map has one boundary of length L (today's single-boundary model)."""
+        return self.boundaries == (1, 1) and self.length_spread == (0.0, 0.0)
+
+    def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Draw ``boundaries`` K (n,), ``length_spread`` s (n,) and ``lengths``, the relative
+        lengths L_k / L, shape (n, K_max) with 0 where a map has fewer boundaries. A
+        single-boundary prior draws nothing."""
+        low, high = self.boundaries
+        if low == high:
+            k = np.full(n, low, dtype=np.int64)
+        else:
+            k = rng.integers(low, high + 1, size=n)
+        spread = _uniform(self.length_spread, n, rng)
+        lengths = np.zeros((n, high))
+        present = np.arange(high)[None, :] < k[:, None]
+        if self.length_spread == (0.0, 0.0):
+            lengths[present] = 1.0
+        else:
+            z = rng.standard_normal((n, high))
+            lengths[present] = np.exp(spread[:, None] * z)[present]
+        return {"boundaries": k, "length_spread": spread, "lengths": lengths}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SamplePrior:
+        return _from_dict(cls, data, "sample")
+
+    @classmethod
+    def from_record(cls, data: dict | None) -> SamplePrior:
+        """The prior an artefact recorded; one made before polycrystals had one boundary."""
+        return cls(boundaries=(1, 1), length_spread=(0.0, 0.0)) if data is None else \
+            cls.from_dict(data)

@@ -4,7 +4,9 @@ pseudo-experiments.
 ``mode`` selects the measurement: ``none`` (the noiseless Siegert map), ``fast`` (the fast noise
 model of :mod:`simulators.noise`, near the cost of a noiseless map) or ``exact`` (photon-counting
 speckle pixels of :mod:`simulators.measurement`, hundreds of ms per map). Each map has its own
-nuisance values: mean counts per pixel per frame, pixels N_pix and contrast beta.
+nuisance values: mean counts per pixel per frame, pixels N_pix, contrast beta, the slope of a
+beam-intensity drift, the fraction of dropped frames and, for a polycrystal, the relative
+lengths of its boundaries (:mod:`simulators.polycrystal`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from simulators.config import ExperimentConfig, MeasurementPrior
-from simulators.gb import boundary_phase, parts_from_phase, phase_field
-from simulators.measurement import measure_factors
+from simulators.gb import parts_from_phase, phase_field
+from simulators.measurement import drift_profile, measure_factors
 from simulators.noise import noisy_maps
+from simulators.polycrystal import sample_phase
 
 MODES = ("none", "fast", "exact")
 
@@ -36,7 +39,9 @@ def measured_maps(
         temperature: temperature T in K, shape (n,).
         config: the experiment configuration (its beta is replaced by ``nuisance['beta']``).
         nuisance: ``counts`` (n,), ``n_pix`` (n,) and ``beta`` (n,), e.g. from
-            :meth:`MeasurementPrior.sample`.
+            :meth:`MeasurementPrior.sample`; optionally ``drift`` (n,) and ``dropped`` (n,)
+            (absent: none) and a polycrystal's ``lengths`` (n, K_max) from
+            :meth:`~simulators.config.SamplePrior.sample` (absent: one boundary of length L).
         mode: ``fast`` or ``exact``.
         measurement: the fixed measurement constants (beam_rms; dead_fraction and
             drop_fraction for the exact model).
@@ -53,23 +58,46 @@ def measured_maps(
         raise ValueError(f"measurement mode must be 'fast' or 'exact', got {mode!r}")
     theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
     temperature = np.asarray(temperature, dtype=np.float64)
+    n = len(theta)
     beta = np.asarray(nuisance["beta"], dtype=np.float64)
-    phase = boundary_phase(theta[:, 1], temperature, config, rng)
-    real, imag = parts_from_phase(theta, phase, config)
+    drift = np.asarray(nuisance.get("drift", np.zeros(n)), dtype=np.float64)
+    dropped = np.asarray(nuisance.get("dropped", np.zeros(n)), dtype=np.float64)
+    phase, weights = sample_phase(theta, temperature, config, nuisance, rng)
+    real, imag = parts_from_phase(theta, phase, config, weights)
     clean = 1 + beta.astype(np.float32)[:, None, None] * (real**2 + imag**2)
     if mode == "fast":
         counts = np.asarray(nuisance["counts"], dtype=np.float64)[:, None]
+        if np.any(drift != 0):
+            counts = counts * drift_profile(drift, config.n_frames)
         noisy = noisy_maps(clean, counts, nuisance["n_pix"], beta, rng,
                            beam_rms=measurement.beam_rms, halves=halves)
-        if not halves:
-            return {"C": noisy, "C_noiseless": clean}
-        return {"C": noisy[0], "C_a": noisy[1], "C_b": noisy[2], "C_noiseless": clean}
+        maps = {"C": noisy} if not halves else {"C": noisy[0], "C_a": noisy[1], "C_b": noisy[2]}
+        _drop_frames(maps, dropped, rng)
+        return {**maps, "C_noiseless": clean}
     u = phase_field(phase)
+    if weights is not None:  # u u^H / N_x is then the weighted average
+        u *= np.sqrt(weights * weights.shape[1]).astype(np.float32)[:, None, :]
     results = []
     for k in range(len(theta)):
-        setting = measurement.setting(nuisance["counts"][k], nuisance["n_pix"][k], beta[k])
+        setting = measurement.setting(nuisance["counts"][k], nuisance["n_pix"][k], beta[k],
+                                      drift[k], dropped[k])
         gamma = theta[k, 0] * config.q**2
         results.append(measure_factors(config.t, gamma, theta[k, 2], u[k], setting, rng))
     C, C_a, C_b = (np.stack([getattr(r, name) for r in results]).astype(np.float32)
                    for name in ("C", "C_a", "C_b"))
     return {"C": C, "C_a": C_a, "C_b": C_b, "C_noiseless": clean}
+
+
+def _drop_frames(maps: dict[str, np.ndarray], dropped: np.ndarray,
+                 rng: np.random.Generator) -> None:
+    """Set round(f T) frames of each map to NaN rows and columns (in every map of ``maps``,
+    the same frames), for a fraction f per map; nothing is drawn for a map without any."""
+    T = next(iter(maps.values())).shape[-1]
+    for k, fraction in enumerate(dropped):
+        count = int(round(fraction * T))
+        if count == 0:
+            continue
+        frames = rng.choice(T, count, replace=False)
+        for C in maps.values():
+            C[k, frames, :] = np.nan
+            C[k, :, frames] = np.nan

@@ -141,6 +141,13 @@ def beam_intensity(
     return np.exp(np.sqrt(s2) * rng.standard_normal(shape) - s2 / 2)
 
 
+def drift_profile(slope: float | np.ndarray, n_frames: int) -> np.ndarray:
+    """A linear beam-intensity drift b(t_k) = 1 + a (k / T - 1/2) over the window's frames,
+    shape (T,), or (n, T) for slopes a of shape (n,); mean 1 over the frames' start times."""
+    k = np.arange(n_frames) / n_frames - 0.5
+    return 1 + np.asarray(slope, dtype=np.float64)[..., None] * k
+
+
 def _complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """Standard circular complex normals CN(0, 1), complex64."""
     z = rng.standard_normal((*shape, 2), dtype=np.float32)
@@ -193,6 +200,8 @@ def _count_chunks(sampler: _Sampler, config: MeasurementConfig, rng: np.random.G
     valid = np.ones(T, dtype=bool)
     valid[rng.choice(T, int(round(config.drop_fraction * T)), replace=False)] = False
     rate = config.nbar * beam_intensity(config.beam_rms, T, rng) * valid
+    if config.drift:
+        rate = rate * drift_profile(config.drift, T)
     modes = mode_numbers(config.beta, n_live)
     yield n_live, valid, dead, modes
     m_hi = int(modes.max(initial=1))

@@ -5,7 +5,8 @@ Measures, in one run on this machine, for the default configuration (128 frames)
 - the reference (:mod:`simulators.reference`): Euler-Maruyama at 0.2 of the stability limit
   and per-pair phase averages, one map at a time, on parameter sets drawn from the prior;
 - bank blocks simulated as measured (``--measurement fast`` and ``exact``, with every Phi
-  variant), against noiseless bank blocks;
+  variant), with the default physics (a polycrystal's boundaries, beam drift, dropped frames)
+  and with the single boundary, against noiseless single-boundary bank blocks in the same run;
 - the peak resident memory of ``gbsbi simulate --n N`` (default N = 100,000) in a child process,
   to show memory is bounded by the block size and not by N (its scratch bank goes to the
   system temp folder, so an interrupted run leaves nothing in the checkout).
@@ -28,7 +29,7 @@ import numpy as np
 
 from gbsbi.bank import BankSpec, simulate_block
 from gbsbi.summaries.phi import phi
-from simulators.config import ExperimentConfig, Prior
+from simulators.config import ExperimentConfig, MeasurementPrior, Prior, SamplePrior
 from simulators.gb import two_time_maps
 from simulators.reference import reference_map
 
@@ -57,13 +58,29 @@ def time_reference(n: int, config: ExperimentConfig, prior: Prior) -> float:
     return n / (time.perf_counter() - start)
 
 
+#: The single boundary of length L, steady beam, no dropped frames: the model before
+#: polycrystals and measurement drift.
+SINGLE = SamplePrior(boundaries=(1, 1), length_spread=(0.0, 0.0))
+STEADY = MeasurementPrior(drift=(0.0, 0.0), dropped=(0.0, 0.0))
+#: The banks timed: (measurement, sample nuisances, measurement nuisances) by name.
+BANKS = {
+    "none": ("none", SINGLE, STEADY),
+    "none-full": ("none", SamplePrior(), MeasurementPrior()),
+    "fast-single": ("fast", SINGLE, STEADY),
+    "fast": ("fast", SamplePrior(), MeasurementPrior()),
+    "exact": ("exact", SamplePrior(), MeasurementPrior()),
+}
+
+
 def time_banks(n: int, modes: tuple[str, ...], config: ExperimentConfig, prior: Prior,
                repeats: int = 3) -> dict[str, float]:
     """Maps per second of bank blocks (simulation, measurement and every Phi variant), with
-    one BLAS thread as `gbsbi simulate` runs them: the modes interleaved, the best of
-    ``repeats`` rounds kept, so that a load that comes and goes on a shared machine touches
-    every mode alike."""
-    specs = {mode: BankSpec(config, prior, n, seed=0, block_size=min(n, 256), measurement=mode)
+    one BLAS thread as `gbsbi simulate` runs them: the banks of :data:`BANKS` named in
+    ``modes``, interleaved, the best of ``repeats`` rounds kept, so that a load that comes
+    and goes on a shared machine touches every bank alike."""
+    specs = {mode: BankSpec(config, prior, n, seed=0, block_size=min(n, 256),
+                            measurement=BANKS[mode][0], sample=BANKS[mode][1],
+                            nuisance=BANKS[mode][2])
              for mode in modes}
     best = dict.fromkeys(modes, np.inf)
     for spec in specs.values():
@@ -110,13 +127,20 @@ def main() -> None:
     print(f"reference (EM):      {reference:10.3f} maps/s ({args.n_reference} maps)")
     print(f"ratio exact/reference: {exact / reference:,.0f}x "
           f"(bank with Phi: {bank / reference:,.0f}x)")
-    rates = time_banks(args.n_exact, ("none", "fast"), config, prior, args.repeats)
+    rates = time_banks(args.n_exact, ("none", "none-full", "fast-single", "fast"), config, prior,
+                       args.repeats)
     none, fast = rates["none"], rates["fast"]
     exact = time_banks(4, ("exact",), config, prior, 1)["exact"]
-    print(f"bank, noiseless:     {none:10.1f} maps/s (bank blocks, one BLAS thread, best of "
-          f"{args.repeats} interleaved rounds)")
-    print(f"bank, fast noise:    {fast:10.1f} maps/s (fast/noiseless = {fast / none:.2f}; "
-          "includes noiseless, plain and corrected Phi)")
+    print(f"bank, noiseless, one boundary:      {none:10.1f} maps/s (bank blocks, one BLAS "
+          f"thread, best of {args.repeats} interleaved rounds)")
+    print(f"bank, noiseless, full physics:      {rates['none-full']:10.1f} maps/s "
+          f"({rates['none-full'] / none:.2f} of one boundary)")
+    print(f"bank, fast noise, one boundary:     {rates['fast-single']:10.1f} maps/s "
+          f"(fast/noiseless = {rates['fast-single'] / none:.2f})")
+    print(f"bank, fast noise, full physics:     {fast:10.1f} maps/s (includes noiseless, plain "
+          "and corrected Phi; boundaries, drift and dropped frames drawn per map)")
+    print(f"measured full physics / noiseless one boundary: {fast / none:.2f}; / noiseless full "
+          f"physics: {fast / rates['none-full']:.2f}")
     print(f"bank, exact noise:   {exact:10.2f} maps/s (N_pix and counts drawn from the "
           "measurement prior)")
     if args.memory_n:

@@ -18,9 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gbsbi.configuration import dumps, load_config
 
-    config, prior, measurement = load_config(args.config)
+    setup = load_config(args.config)
+    config, prior, measurement, sample = setup
     if args.json:
-        print(dumps(config, prior, measurement))
+        print(dumps(setup))
         return 0
     print("experiment configuration")
     for key, value in config.to_dict().items():
@@ -33,5 +34,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {'T':<6} {'linear':<7} [{lo:g}, {hi:g}] K  (condition, not inferred)")
     print("measurement nuisances (banks with --measurement fast|exact)")
     for key, value in measurement.to_dict().items():
+        print(f"  {key:<18} {value}")
+    print("sample nuisances (a polycrystal's boundaries, every bank)")
+    for key, value in sample.to_dict().items():
         print(f"  {key:<18} {value}")
     return 0

@@ -24,7 +24,7 @@ from gbsbi.errors import GbsbiError
 if TYPE_CHECKING:  # numpy and the simulators load when a command runs, not for --help
     import numpy as np
 
-    from simulators.config import ExperimentConfig, MeasurementPrior, Prior
+    from gbsbi.configuration import Setup
 
 #: Defaults of the flags whose presence is checked against the mode (their default is None).
 DEFAULTS = {"block_size": 256, "workers": 1, "temperatures": (300.0, 350.0, 400.0, 450.0),
@@ -172,24 +172,24 @@ def run(args: argparse.Namespace) -> int:
     from gbsbi.configuration import load_config
 
     mode = _mode(args)
-    config, prior, nuisance = load_config(args.config)
+    setup = load_config(args.config)
     if mode == "given":
-        return _run_given(args, config, nuisance)
+        return _run_given(args, setup)
     if mode == "pseudo":
-        return _run_pseudo(args, config, prior, nuisance)
-    return _run_bank(args, config, prior, nuisance)
+        return _run_pseudo(args, setup)
+    return _run_bank(args, setup)
 
 
-def _run_bank(
-    args: argparse.Namespace, config: ExperimentConfig, prior: Prior, nuisance: MeasurementPrior
-) -> int:
+def _run_bank(args: argparse.Namespace, setup: Setup) -> int:
     from tqdm import tqdm
 
     from gbsbi.bank import BankSpec, simulate_bank
     from gbsbi.progress import progress_bar
 
+    config = setup.config
     n = 2000 if args.n is None else args.n
-    spec = BankSpec(config, prior, n, args.seed, args.block_size, args.measurement, nuisance)
+    spec = BankSpec(config, setup.prior, n, args.seed, args.block_size, args.measurement,
+                    setup.measurement, setup.sample)
     finished = []
     with progress_bar(spec.n, "simulate", "map", smoothing=0.1) as bar:
 
@@ -215,9 +215,7 @@ def _run_bank(
     return 0
 
 
-def _run_given(
-    args: argparse.Namespace, config: ExperimentConfig, nuisance: MeasurementPrior
-) -> int:
+def _run_given(args: argparse.Namespace, setup: Setup) -> int:
     from gbsbi.given import simulate_given
 
     theta = parse_theta(args.theta)
@@ -229,17 +227,15 @@ def _run_given(
         _check_settings(args)
         measurement = {"mode": args.measurement, "counts": args.counts, "n_pix": args.n_pix,
                        "beta": args.beta}
-    phis = simulate_given(args.out, theta, args.temperature, n, args.seed, config, nuisance,
-                          measurement, args.overwrite)
+    phis = simulate_given(args.out, theta, args.temperature, n, args.seed, setup.config,
+                          setup.measurement, measurement, args.overwrite, setup.sample)
     values = ", ".join(f"{v:.3f}" for v in phis[:5])
     how = "" if measurement is None else f", {args.measurement} measurement"
     print(f"wrote {args.out}: {n} map(s){how}, Phi = {values}{' ...' if n > 5 else ''}")
     return 0
 
 
-def _run_pseudo(
-    args: argparse.Namespace, config: ExperimentConfig, prior: Prior, nuisance: MeasurementPrior
-) -> int:
+def _run_pseudo(args: argparse.Namespace, setup: Setup) -> int:
     import numpy as np
 
     from gbsbi.io.atomic import check_new
@@ -254,8 +250,9 @@ def _run_pseudo(
                       args.n_pix, args.beta, args.measurement, args.seed)
     total = spec.groups * len(spec.temperatures) * spec.repeats
     with progress_bar(total, "pseudo-experiments", "map") as bar:
-        maps, extra = write_pseudo_experiments(args.out, spec, config, prior, nuisance,
-                                               progress=bar.update)
+        maps, extra = write_pseudo_experiments(args.out, spec, setup.config, setup.prior,
+                                               setup.measurement, progress=bar.update,
+                                               sample=setup.sample)
     print(f"wrote {args.out}: {total} maps ({spec.groups} groups x {len(spec.temperatures)} "
           f"temperatures x {spec.repeats} repeats, {spec.mode} measurement)")
     with warnings.catch_warnings():  # an estimator NaN on every map gives a NaN median

@@ -28,7 +28,7 @@ from gbsbi.inference.inputs import InputConfig, InputLayout, network_inputs
 from gbsbi.io.atomic import atomic_path
 from gbsbi.io.mapsfile import Maps, read_maps
 from gbsbi.io.resample import resample
-from simulators.config import ConfigError, ExperimentConfig, MeasurementPrior, Prior
+from simulators.config import ConfigError, ExperimentConfig, MeasurementPrior, Prior, SamplePrior
 
 #: Maps reduced at a time when reading a bank (128 frames: 32 MiB of float32 maps).
 CHUNK = 512
@@ -40,7 +40,7 @@ RESAMPLED = ("n_frames",)
 
 @dataclass(frozen=True)
 class BankSetup:
-    """What made a bank: configuration, prior, measurement, and its hashes."""
+    """What made a bank: configuration, prior, nuisances, measurement, and its hashes."""
 
     config: ExperimentConfig
     prior: Prior
@@ -49,6 +49,7 @@ class BankSetup:
     n: int
     content_hash: str
     config_hash: str
+    sample: SamplePrior = SamplePrior(boundaries=(1, 1), length_spread=(0.0, 0.0))
 
 
 @dataclass(frozen=True)
@@ -130,11 +131,12 @@ def read_bank_setup(path: str | os.PathLike) -> BankSetup:
     try:
         config = ExperimentConfig.from_dict(data["experiment"])
         prior = Prior.from_dict(data["prior"])
-        nuisance = MeasurementPrior.from_dict(data.get("nuisance", {}))
+        nuisance = MeasurementPrior.from_record(data.get("nuisance", {}))
+        sample = SamplePrior.from_record(data.get("sample"))
     except (ConfigError, KeyError, TypeError) as err:
         raise GbsbiError(f"{path}: its recorded configuration is not readable ({err})") from None
     return BankSetup(config, prior, nuisance, str(data.get("measurement", "none")), n, content,
-                     chash)
+                     chash, sample)
 
 
 def default_cache() -> Path:

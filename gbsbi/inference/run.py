@@ -196,7 +196,7 @@ def _read_inputs(
     with progress_bar(setup.n, "reduce bank", "map", show_progress) as bar:
         data = bank_inputs(bank, inputs, cache=cache, progress=bar.update)
     spec = ModelSpec(setup.config, setup.prior, setup.nuisance, inputs, architecture.embedding,
-                     architecture.surrogate, training, estimator)
+                     architecture.surrogate, training, estimator, setup.sample)
     return data, scans, spec
 
 

@@ -22,9 +22,9 @@ import torch
 from sbi.utils import BoxUniform
 
 from gbsbi.summaries.phi import phi
-from simulators.config import ExperimentConfig, MeasurementPrior, Prior
-from simulators.gb import two_time_maps
+from simulators.config import ExperimentConfig, MeasurementPrior, Prior, SamplePrior
 from simulators.measured import measured_maps
+from simulators.polycrystal import noiseless_maps
 
 
 def torch_prior(prior: Prior) -> BoxUniform:
@@ -52,7 +52,11 @@ class Simulator:
         seed: the simulator's own seed, joined to the per-call key (module docstring).
         measurement: ``none`` (noiseless maps) or ``fast`` (measured, nuisances drawn per map
             from ``nuisance``).
-        nuisance: ranges of counts, N_pix and beta for ``fast``.
+        nuisance: ranges of counts, N_pix, beta, drift and dropped frames for ``fast``
+            (default: the configuration's, without dropped frames: sbi leaves out every
+            simulation with a NaN in x).
+        sample: ranges of the sample nuisances (a polycrystal's boundaries), or None for one
+            boundary of length L.
     """
 
     def __init__(
@@ -63,12 +67,14 @@ class Simulator:
         seed: int = 0,
         measurement: str = "none",
         nuisance: MeasurementPrior | None = None,
+        sample: SamplePrior | None = None,
     ) -> None:
         if measurement not in ("none", "fast"):
             raise ValueError(f"measurement must be 'none' or 'fast', got {measurement!r}")
         self.config, self.prior, self.temperature = config, prior, temperature
         self.seed, self.measurement = seed, measurement
-        self.nuisance = nuisance or MeasurementPrior()
+        self.nuisance = nuisance or MeasurementPrior(dropped=(0.0, 0.0))
+        self.sample = sample
 
     def __call__(self, u: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Simulate x for a batch u of shape (n, 3) (or (3,)); returns shape (n, T^2 + 2)."""
@@ -82,9 +88,12 @@ class Simulator:
         else:
             temperature = np.full(n, float(self.temperature))
         if self.measurement == "none":
-            maps = two_time_maps(theta, temperature, self.config, rng)
+            drawn = None if self.sample is None else self.sample.sample(n, rng)
+            maps = noiseless_maps(theta, temperature, self.config, drawn, rng)
         else:
             nuisance = self.nuisance.sample(n, rng)
+            if self.sample is not None:
+                nuisance |= self.sample.sample(n, rng)
             maps = measured_maps(theta, temperature, self.config, nuisance, "fast",
                                  self.nuisance, rng, halves=False)["C"]
         x = np.concatenate([maps.reshape(n, -1), phi(maps)[:, None], temperature[:, None]], 1)

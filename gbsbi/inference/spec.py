@@ -17,7 +17,7 @@ from gbsbi.inference.config import EmbeddingConfig, SurrogateConfig, TrainConfig
 from gbsbi.inference.inputs import InputConfig
 from gbsbi.inference.npe.config import NpeConfig
 from gbsbi.inference.point.config import PointConfig
-from simulators.config import ConfigError, ExperimentConfig, MeasurementPrior, Prior
+from simulators.config import ConfigError, ExperimentConfig, MeasurementPrior, Prior, SamplePrior
 
 FORMAT = "gbsbi-model"
 VERSION = 1
@@ -32,6 +32,7 @@ class ModelSpec:
 
     Attributes:
         experiment, prior, nuisance: the simulations' configuration.
+        sample: the sample nuisances of the bank (a polycrystal's boundaries).
         inputs: how maps are reduced before the network.
         embedding: the map embedding's sizes.
         surrogate: the Phi surrogate's size and fit.
@@ -47,6 +48,7 @@ class ModelSpec:
     surrogate: SurrogateConfig
     training: TrainConfig
     estimator: NpeConfig | PointConfig
+    sample: SamplePrior = SamplePrior(boundaries=(1, 1), length_spread=(0.0, 0.0))
 
     @property
     def kind(self) -> str:
@@ -57,6 +59,7 @@ class ModelSpec:
         return {
             "estimator": self.kind, "experiment": self.experiment.to_dict(),
             "prior": self.prior.to_dict(), "measurement": self.nuisance.to_dict(),
+            "sample": self.sample.to_dict(),
             "inputs": self.inputs.to_dict(), "embedding": self.embedding.to_dict(),
             "surrogate": self.surrogate.to_dict(), "training": self.training.to_dict(),
             **self.estimator.to_meta(),
@@ -70,12 +73,13 @@ class ModelSpec:
         return cls(
             experiment=ExperimentConfig.from_dict(data["experiment"]),
             prior=Prior.from_dict(data["prior"]),
-            nuisance=MeasurementPrior.from_dict(data["measurement"]),
+            nuisance=MeasurementPrior.from_record(data["measurement"]),
             inputs=InputConfig(**data["inputs"]),
             embedding=EmbeddingConfig(**data["embedding"]),
             surrogate=SurrogateConfig(**data["surrogate"]),
             training=TrainConfig(**data["training"]),
             estimator=ESTIMATORS[kind].from_meta(data),
+            sample=SamplePrior.from_record(data.get("sample")),
         )
 
 

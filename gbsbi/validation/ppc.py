@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,9 +37,10 @@ import numpy as np
 from gbsbi.errors import GbsbiError
 from gbsbi.summaries.phi import phi
 from gbsbi.summaries.phi_noise import noise_summary
-from simulators.config import ExperimentConfig, MeasurementPrior
-from simulators.gb import boundary_phase, parts_from_phase
+from simulators.config import ExperimentConfig, MeasurementPrior, SamplePrior
+from simulators.gb import parts_from_phase
 from simulators.noise import noisy_maps
+from simulators.polycrystal import sample_phase
 
 #: Fraction of the map's side at which the cuts start: t1 = 0, T / 8, T / 4, T / 2.
 CUT_STARTS = (0.0, 0.125, 0.25, 0.5)
@@ -85,6 +87,7 @@ def fit_nuisances(
 def replicate_maps(
     theta: np.ndarray, temperature: float, C_obs: np.ndarray, config: ExperimentConfig,
     measurement: MeasurementPrior, rng: np.random.Generator,
+    sample: SamplePrior | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Maps of the posterior predictive, one per draw.
 
@@ -95,6 +98,8 @@ def replicate_maps(
         config: the model's experiment configuration.
         measurement: the model's nuisance ranges.
         rng: the source of randomness.
+        sample: the model's sample nuisances (a polycrystal's boundaries), drawn per replicate
+            from their prior (they are not inferred); None for one boundary of length L.
 
     Returns:
         Replicates, shape (draws, T, T), float32, NaN where the observed map has missing
@@ -102,7 +107,9 @@ def replicate_maps(
     """
     temps = np.full(len(theta), float(temperature))
     # as simulators.measured.measured_maps, with the nuisances fitted to each draw's own |F|^2
-    real, imag = parts_from_phase(theta, boundary_phase(theta[:, 1], temps, config, rng), config)
+    drawn = None if sample is None else sample.sample(len(theta), rng)
+    phase, weights = sample_phase(theta, temps, config, drawn, rng)
+    real, imag = parts_from_phase(theta, phase, config, weights)
     G = real**2 + imag**2
     _, _, s2 = noise_summary(C_obs)
     nuisance = fit_nuisances(C_obs, G, float(s2), measurement)
@@ -139,6 +146,7 @@ class ScanCheck:
 def check_scan(
     theta: np.ndarray, temperature: float, C_obs: np.ndarray, config: ExperimentConfig,
     measurement: MeasurementPrior, rng: np.random.Generator,
+    sample: SamplePrior | None = None,
 ) -> ScanCheck:
     """Replicates of one scan and their comparison with it (module docstring).
 
@@ -147,7 +155,7 @@ def check_scan(
         and the numbers: tail probabilities, fraction of cut points in the 90 % band, the mean
         absolute residual z and the nuisances' medians.
     """
-    reps, nuisance = replicate_maps(theta, temperature, C_obs, config, measurement, rng)
+    reps, nuisance = replicate_maps(theta, temperature, C_obs, config, measurement, rng, sample)
     _, corrected, _ = noise_summary(reps)
     phi_rep = np.stack([phi(reps), corrected], axis=1)
     _, obs_corr, _ = noise_summary(C_obs)
@@ -155,14 +163,16 @@ def check_scan(
     T = C_obs.shape[-1]
     starts = (np.array(CUT_STARTS) * T).astype(int)
     inside = []
-    for s in starts:
-        lag = np.arange(1, T - s)
-        band = np.nanquantile(reps[:, s, s + lag], [0.05, 0.95], axis=0)
-        cut = C_obs[s, s + lag]
-        ok = np.isfinite(cut) & np.isfinite(band).all(0)
-        inside.append(((cut >= band[0]) & (cut <= band[1]))[ok])
+    with warnings.catch_warnings():  # dropped frames are all-NaN in every replicate
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for s in starts:
+            lag = np.arange(1, T - s)
+            band = np.nanquantile(reps[:, s, s + lag], [0.05, 0.95], axis=0)
+            cut = C_obs[s, s + lag]
+            ok = np.isfinite(cut) & np.isfinite(band).all(0)
+            inside.append(((cut >= band[0]) & (cut <= band[1]))[ok])
+        z = (C_obs - np.nanmean(reps, 0)) / np.nanstd(reps, 0)
     mask = _off(T) & ~np.isnan(C_obs)
-    z = (C_obs - np.nanmean(reps, 0)) / np.nanstd(reps, 0)
     numbers = {
         "phi_observed": phi_obs[0], "phi_corrected_observed": phi_obs[1],
         "phi_predictive_q05_q50_q95": np.nanquantile(phi_rep[:, 0], [0.05, 0.5, 0.95]).tolist(),
@@ -223,7 +233,7 @@ def ppc_to_files(
     for k in range(count):
         pick = rng.choice(len(flat), size=min(draws, len(flat)), replace=False)
         check = check_scan(flat[pick, k], float(observed.temperature[k]), observed.C[k], config,
-                           spec.nuisance, rng)
+                           spec.nuisance, rng, spec.sample)
         checks[str(names[k])] = check
         n = check.numbers
         log(f"{names[k]}: Phi_corr {n['phi_corrected_observed']:.3f} (predictive median "

@@ -1,0 +1,98 @@
+r"""Several boundaries in the scattering volume (docs/model.md#polycrystal).
+
+A beam lights K boundaries of lengths L_k = L l_k (l_k from
+:meth:`simulators.config.SamplePrior.sample`), each its own realisation of the pinned,
+relaxing boundary of :mod:`simulators.gb` with the rates M sigma (n pi / L_k)^2 and the
+roughness 2 k_B T / (sigma W L_k k_n^2) of its own length. The scatterers on boundaries are
+spread over them in proportion to their lengths, so
+
+.. math::
+
+    F_{GB}(t_1, t_2) = \sum_k w_k \langle e^{i q [h_k(x, t_1) - h_k(x, t_2)]} \rangle_x,
+    \qquad w_k = L_k / \sum_j L_j .
+
+The boundaries' phases sit side by side, K_max N_x columns per map (absent boundaries with
+weight 0), so one weighted product gives F_GB. One boundary of length L takes the path of
+:func:`simulators.gb.boundary_phase` itself: the same random numbers, the same bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulators.config import ExperimentConfig
+from simulators.gb import boundary_heights, boundary_phase, parts_from_phase
+
+
+def sample_phase(
+    theta: np.ndarray,
+    temperature: np.ndarray,
+    config: ExperimentConfig,
+    sample: dict[str, np.ndarray] | None,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The GB phases q h of every boundary of each map, and their weights.
+
+    Args:
+        theta: parameters (D [nm^2/s], sigma [J/m^2], c [1]), shape (n, 3).
+        temperature: temperature T in K, shape (n,).
+        config: the experiment configuration.
+        sample: ``lengths`` (relative, shape (n, K_max), 0 for an absent boundary) from
+            :meth:`~simulators.config.SamplePrior.sample`; None (or no ``lengths``) for one
+            boundary of length L.
+        rng: the source of randomness.
+
+    Returns:
+        The phases, shape (n, T, K_max N_x), float32, boundary k of a map in columns
+        k N_x ... (k + 1) N_x - 1; and the weight of each column, shape (n, K_max N_x),
+        float32, summing to 1 per map (0 for absent boundaries), or None where every map has
+        the single boundary of length L (then the phases are
+        :func:`~simulators.gb.boundary_phase`'s).
+    """
+    theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+    temperature = np.broadcast_to(np.asarray(temperature, dtype=np.float64), theta.shape[:1])
+    lengths = None if sample is None or "lengths" not in sample else \
+        np.asarray(sample["lengths"], dtype=np.float64)
+    if lengths is None or (lengths.shape[1] == 1 and np.all(lengths == 1.0)):
+        return boundary_phase(theta[:, 1], temperature, config, rng), None
+    n, k_max = lengths.shape
+    present = lengths > 0
+    owner, slot = np.nonzero(present)  # map and place of each boundary, map-major
+    heights = boundary_heights(theta[owner, 1], temperature[owner], config, rng,
+                               lengths[present])
+    T, n_x = config.n_frames, config.n_x
+    phase = np.zeros((n, T, k_max, n_x), dtype=np.float32)
+    phase[owner, :, slot, :] = (config.q * heights).astype(np.float32)
+    share = lengths / lengths.sum(axis=1, keepdims=True)
+    weights = np.repeat(share / n_x, n_x, axis=1).astype(np.float32)
+    return phase.reshape(n, T, k_max * n_x), weights
+
+
+def trimmed(phase: np.ndarray, weights: np.ndarray | None,
+            columns: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The first ``columns`` columns of phases and weights (a group of maps whose later
+    boundaries are all absent)."""
+    if weights is None:
+        return phase, None
+    return phase[..., :columns], weights[:, :columns]
+
+
+def noiseless_maps(
+    theta: np.ndarray,
+    temperature: np.ndarray,
+    config: ExperimentConfig,
+    sample: dict[str, np.ndarray] | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Noiseless maps C = 1 + beta |F|^2 of polycrystals (:func:`sample_phase`), shape
+    (n, T, T), float32; with ``sample`` None or a single boundary of length L, the bytes of
+    :func:`simulators.gb.two_time_maps`."""
+    phase, weights = sample_phase(theta, temperature, config, sample, rng)
+    real, imag = parts_from_phase(np.atleast_2d(np.asarray(theta, dtype=np.float64)), phase,
+                                  config, weights, config.n_x)
+    real *= real
+    imag *= imag
+    real += imag
+    real *= np.float32(config.beta)
+    real += np.float32(1.0)
+    return real
