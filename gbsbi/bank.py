@@ -121,8 +121,11 @@ def simulate_block(spec: BankSpec, block: int) -> dict[str, np.ndarray]:
 
     Returns:
         ``theta`` (m, 3), ``temperature`` (m,), ``C`` (m, T, T) float32 and ``phi`` (m,), and
-        the sample nuisances ``boundaries``, ``length_spread`` (m,) and ``boundary_lengths`` (m,
-        K_max, relative to L) unless every map has the single boundary.
+        the sample nuisances ``boundaries``, ``length_spread`` (m,), ``boundary_lengths`` (m,
+        K_max, relative to L), ``boundary_tilt`` (m, K_max, cos phi), ``static``,
+        ``stretch``, ``rate_drift``, ``wander``, ``event_count`` and ``event_fraction`` (m,)
+        unless every map has the single boundary (all but the first three only where they
+        vary), and ``age`` (m,) where the prior draws ages.
         Measured banks add the nuisances ``counts``, ``n_pix``, ``beta``, ``drift``,
         ``dropped`` (m,), and beside the plain ``phi`` of the measured map ``phi_noiseless``,
         ``phi_split_half`` and ``phi_corrected`` (noise-corrected from the map alone).
@@ -138,14 +141,14 @@ def _simulate_block(spec: BankSpec, block: int) -> dict[str, np.ndarray]:
     rng = block_rng(spec.seed, block)
     theta, temperature = spec.prior.sample(stop - start, rng)
     if spec.measurement == "none":
-        sample = spec.sample.sample(stop - start, rng)
+        sample = _with_age(spec.sample.sample(stop - start, rng), spec.prior, rng)
         maps = noiseless_maps(theta, temperature, spec.config, sample, rng)
         return {"theta": theta, "temperature": temperature, "C": maps, "phi": phi(maps),
                 **_stored(sample, spec.sample)}
     from gbsbi.summaries.phi_noise import phi_and_corrected
 
     nuisance = spec.nuisance.sample(stop - start, rng)
-    sample = spec.sample.sample(stop - start, rng)
+    sample = _with_age(spec.sample.sample(stop - start, rng), spec.prior, rng)
     out = measured_maps(theta, temperature, spec.config, {**nuisance, **sample},
                         spec.measurement, spec.nuisance, rng, halves=spec.measurement == "exact")
     extra = {"phi_split_half": phi(out["C_a"], out["C_b"])} if "C_a" in out else {}
@@ -157,13 +160,27 @@ def _simulate_block(spec: BankSpec, block: int) -> dict[str, np.ndarray]:
     }
 
 
+def _with_age(sample: dict[str, np.ndarray], prior: Prior,
+              rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The sample nuisances with each window's age, where the prior draws ages."""
+    age = prior.sample_age(len(sample["boundaries"]), rng)
+    return sample if age is None else {**sample, "age": age}
+
+
 def _stored(sample: dict[str, np.ndarray], prior: SamplePrior) -> dict[str, np.ndarray]:
     """The sample nuisances a bank keeps (none for the single boundary, as banks made
-    before polycrystals)."""
+    before polycrystals) and the windows' ages where they vary."""
+    aged = {"age": sample["age"]} if "age" in sample else {}
     if prior.single:
-        return {}
-    return {"boundaries": sample["boundaries"], "length_spread": sample["length_spread"],
+        return aged
+    kept = {"boundaries": sample["boundaries"], "length_spread": sample["length_spread"],
             "boundary_lengths": sample["lengths"]}
+    if "tilt" in sample:
+        kept["boundary_tilt"] = sample["tilt"]
+    for key in ("static", "stretch", "rate_drift", "wander", "event_count", "event_fraction"):
+        if key in sample:
+            kept[key] = sample[key]
+    return kept | aged
 
 
 #: Errors of reading a damaged .npz file.

@@ -1,12 +1,14 @@
 """``gbsbi demo`` as a function: the whole job on the embedded default configuration.
 
-A bank simulated as measured (fast noise model) with its figures; pseudo-experiments (groups
-with known theta, measured at several temperatures); a posterior estimator trained on the bank
-with CORAL and the Phi term against the pseudo-experiments' maps (unlabelled: their theta is
-never shown to training); posteriors for every pseudo-experiment with the true values marked;
-a summary: how often the 90 % intervals cover the truth, and the RMSE of the posterior
-means; `gbsbi check` on the pseudo-experiments, `gbsbi ppc` on a few of them, and the report
-(``report.html``) of the run folder. It takes a few minutes on a 2-core machine (``--quick``:
+A bank simulated as measured (fast noise model, the default physics) with its figures;
+pseudo-experiments: temperature series of a few materials (groups), each with its own sigma
+and c and a D that follows an Arrhenius law, measured at several temperatures; a posterior
+estimator trained on the bank with CORAL and the Phi term against the pseudo-experiments' maps
+(unlabelled: their theta is never shown to training); posteriors for every pseudo-experiment
+with the true values marked; a summary: how often the 90 % intervals cover the truth, and the
+RMSE of the posterior means; `gbsbi check` on the pseudo-experiments, `gbsbi ppc` on a few of
+them, `gbsbi group --law arrhenius` on the materials, and the report (``report.html``) of the
+run folder. It takes a few minutes on a 2-core machine (``--quick``:
 seconds, for tests).
 """
 
@@ -35,12 +37,14 @@ class DemoSize:
     check_draws: int
     ppc_scans: int
     ppc_draws: int
+    group_draws: int
 
 
 FULL = DemoSize(bank=10_000, groups=3, temperatures=(300.0, 350.0, 400.0, 450.0), repeats=5,
-                epochs=30, draws=2000, check_draws=1000, ppc_scans=6, ppc_draws=50)
+                epochs=30, draws=2000, check_draws=1000, ppc_scans=6, ppc_draws=50,
+                group_draws=2000)
 QUICK = DemoSize(bank=600, groups=2, temperatures=(320.0, 420.0), repeats=1, epochs=2,
-                 draws=200, check_draws=100, ppc_scans=2, ppc_draws=20)
+                 draws=200, check_draws=100, ppc_scans=2, ppc_draws=20, group_draws=200)
 
 
 def run_demo(out: str | Path, quick: bool = False, seed: int = 0,
@@ -100,6 +104,8 @@ def _demo(out: Path, size: DemoSize, seed: int) -> None:
 def _trust(out: Path, size: DemoSize, seed: int) -> None:
     """Calibration on the pseudo-experiments, predictive checks of a few scans, and the report
     of the run folder, with the functions behind ``gbsbi check``, ``ppc`` and ``report``."""
+    from gbsbi.group.config import GroupSettings
+    from gbsbi.group.files import group_to_files
     from gbsbi.validation.check import check_to_files
     from gbsbi.validation.ppc import ppc_to_files
     from gbsbi.validation.report import write_report
@@ -113,6 +119,11 @@ def _trust(out: Path, size: DemoSize, seed: int) -> None:
           f"{size.ppc_scans} --draws {size.ppc_draws} --seed {seed}")
     ppc_to_files(model, pseudo, posteriors, out / "ppc", draws=size.ppc_draws,
                  scans=size.ppc_scans, seed=seed)
+    print(f"\n$ gbsbi group {model} {pseudo} --out {out / 'groups.nc'} --law arrhenius "
+          f"--shared sigma,c --draws {size.group_draws} --seed {seed}")
+    group_to_files(model, pseudo, out / "groups.nc", law="arrhenius", shared=("sigma", "c"),
+                   settings=GroupSettings(draws=size.group_draws, seed=seed),
+                   warn=lambda line: print(f"warning: {line}", file=sys.stderr))
     report = write_report(out, out / "report.html")
     print(f"\nwrote {report}: the run on one page (open it in a browser)")
 
@@ -126,7 +137,7 @@ def _pseudo(out: Path, size: DemoSize, seed: int) -> Path:
 
     setup = (ExperimentConfig(), Prior(), MeasurementPrior())
     spec = PseudoSpec(groups=size.groups, temperatures=size.temperatures, repeats=size.repeats,
-                      mode="fast", seed=seed + 1)
+                      arrhenius=True, mode="fast", seed=seed + 1)
     total = spec.groups * len(spec.temperatures) * spec.repeats
     path = out / "pseudo_experiments.h5"
     with progress_bar(total, "pseudo-experiments", "map") as bar:

@@ -35,6 +35,10 @@ class PseudoSpec:
         beta: speckle contrast.
         mode: measurement model, ``exact`` or ``fast``.
         seed: root seed.
+        arrhenius: each group is a material whose D follows the Arrhenius law over the
+            temperatures, D(T) = D_ref exp(-Ea / k_B (1/T - 1/T_ref)), with D_ref and Ea drawn
+            from :class:`gbsbi.group.config.GroupPrior` (every D(T) inside the prior) and
+            sigma, c from the prior; False: one theta per group at every temperature.
     """
 
     groups: int = 3
@@ -45,6 +49,7 @@ class PseudoSpec:
     beta: float = 0.2
     mode: str = "exact"
     seed: int = 0
+    arrhenius: bool = False
 
     def to_json(self, config: ExperimentConfig, prior: Prior, nuisance: MeasurementPrior,
                 sample: SamplePrior | None = None) -> str:
@@ -84,9 +89,13 @@ def pseudo_experiments(
     """
     rng = np.random.default_rng(np.random.SeedSequence(spec.seed))
     group_theta, _ = prior.sample(spec.groups, rng)
-    rows, maps = [], []
+    law = _materials(spec, prior, rng) if spec.arrhenius else None
+    rows, maps, thetas = [], [], []
     for g in range(spec.groups):
-        for temperature in spec.temperatures:
+        for j, temperature in enumerate(spec.temperatures):
+            theta = group_theta[g : g + 1].copy()
+            if law is not None:
+                theta[0, 0] = law[g, j]
             for r in range(spec.repeats):
                 fixed = {"counts": np.array([spec.counts]), "n_pix": np.array([spec.n_pix]),
                          "beta": np.array([spec.beta])}
@@ -94,9 +103,10 @@ def pseudo_experiments(
                           "dropped": _draw(nuisance.dropped, rng)}
                 if sample is not None:
                     fixed |= sample.sample(1, rng)
-                maps.append(measured_maps(group_theta[g : g + 1], np.array([temperature]),
+                maps.append(measured_maps(theta, np.array([temperature]),
                                           config, fixed, spec.mode, nuisance, rng))
                 rows.append((g, temperature, r))
+                thetas.append(theta[0])
                 if progress is not None:
                     progress(1)
     stack = {key: np.concatenate([m[key] for m in maps]) for key in maps[0]}
@@ -105,7 +115,7 @@ def pseudo_experiments(
         stack["C"], config.t, np.array([row[1] for row in rows]), np.full(n, config.q),
         scan=np.array([f"g{g + 1}-T{t:g}-r{r + 1}" for g, t, r in rows]),
         group=np.array([f"group-{g + 1}" for g, _, _ in rows]),
-        theta=group_theta[[row[0] for row in rows]],
+        theta=np.array(thetas),
     )
     extra = {
         "C_half_a": stack["C_a"], "C_half_b": stack["C_b"], "phi": phi(stack["C"]),
@@ -113,6 +123,28 @@ def pseudo_experiments(
         "phi_corrected": phi_corrected(stack["C"]), "phi_noiseless": phi(stack["C_noiseless"]),
     }
     return result, extra
+
+
+def _materials(spec: PseudoSpec, prior: Prior, rng: np.random.Generator) -> np.ndarray:
+    """D of each group at each temperature, shape (groups, temperatures), from an Arrhenius law
+    with D_ref and Ea uniform over the group prior, redrawn until every D lies inside the
+    prior."""
+    from gbsbi.group.config import GroupPrior
+    from gbsbi.group.law import K_B_EV
+
+    group_prior = GroupPrior()
+    inverse = 1 / np.asarray(spec.temperatures) - 1 / group_prior.t_ref
+    out = np.empty((spec.groups, len(spec.temperatures)))
+    low, high = prior.parameters[0].low, prior.parameters[0].high
+    for g in range(spec.groups):
+        while True:
+            d_ref = rng.uniform(*group_prior.d_ref)
+            ea = rng.uniform(*group_prior.ea)
+            D = d_ref * np.exp(-ea / K_B_EV * inverse)
+            if np.all((D >= low) & (D <= high)):
+                break
+        out[g] = D
+    return out
 
 
 def _draw(bounds: tuple[float, float], rng: np.random.Generator) -> np.ndarray:

@@ -147,15 +147,20 @@ def _default_parameters() -> tuple[ParameterSpec, ...]:
 
 @dataclass(frozen=True)
 class Prior:
-    """Prior over theta = (D, sigma, c), with the temperature T as a known condition.
+    """Prior over theta = (D, sigma, c), with the temperature T and the window's age t_w as
+    known conditions.
 
     Attributes:
         parameters: one :class:`ParameterSpec` per inferred parameter, in the order of theta.
         temperature: (low, high) range of T in K for simulation banks, drawn uniformly.
+        age: (low, high) range of the age t_w in s of a window (the time since the start of the
+            measurement at its first frame, docs/model.md#age), drawn uniformly;
+            (0, 0): every window starts at the initial shape and no age is drawn.
     """
 
     parameters: tuple[ParameterSpec, ...] = field(default_factory=_default_parameters)
     temperature: tuple[float, float] = (300.0, 500.0)
+    age: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         params = tuple(
@@ -168,6 +173,16 @@ class Prior:
         lo, hi = self.temperature
         if not 0 < lo <= hi:
             raise ConfigError(f"temperature range must satisfy 0 < low <= high, got ({lo}, {hi})")
+        object.__setattr__(self, "age", _range("prior age", self.age, 0, np.inf, False))
+
+    @property
+    def aged(self) -> bool:
+        """Whether windows have ages (the network then sees the age as an input)."""
+        return self.age != (0.0, 0.0)
+
+    def sample_age(self, n: int, rng: np.random.Generator) -> np.ndarray | None:
+        """n ages in s, drawn uniformly, shape (n,); None (nothing drawn) without ages."""
+        return _uniform(self.age, n, rng) if self.aged else None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -262,6 +277,16 @@ def _uniform(bounds: tuple[float, float], n: int, rng: np.random.Generator) -> n
     if low == high:
         return np.full(n, low)
     return low + rng.random(n) * (high - low)
+
+
+def _event_times(rate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Poisson event times in the window, relative (0 to 1), shape (n, E) with E the most
+    events of any map (at least 1), NaN past a map's count; ``rate`` (n,) events per window."""
+    counts = rng.poisson(rate)
+    times = np.full((len(rate), max(1, int(counts.max(initial=0)))), np.nan)
+    for k, m in enumerate(counts):
+        times[k, :m] = np.sort(rng.random(m))
+    return times
 
 
 def config_hash(text: str) -> str:
@@ -401,19 +426,42 @@ class SamplePrior:
 
     The beam lights K boundaries; boundary k has length L_k = L exp(s z_k), z_k ~ N(0, 1) (a
     log-normal spread s around the configuration's L), its own realisation, and its own rates
-    M sigma (n pi / L_k)^2 and roughness. F_GB is the length-weighted average of their phase
-    averages. K and s are drawn per map.
+    M sigma (n pi / L_k)^2 and roughness; its normal makes an angle phi_k with the momentum
+    transfer, so it sees q cos(phi_k). F_GB is the length-weighted average of their phase
+    averages. A fraction f of the scatterers does not move (substrate, oxide, frozen grains):
+    F -> f + (1 - f) F. K, s, cos(phi_k) and f are drawn per map, and so are the departures of
+    the dynamics from the stationary model (:mod:`simulators.dynamics`): a stretching exponent
+    g of the bulk decay, a log-slope a of the bulk rate over the window, a wander w of the
+    illuminated volume, and intermittent events (a Poisson number per window, each re-drawing
+    a fraction e of the scatterers).
 
     Attributes:
         boundaries: (low, high) number of boundaries K, a whole number drawn uniformly.
         length_spread: (low, high) log-normal spread s of the lengths, drawn uniformly.
+        tilt: (low, high) of cos(phi_k), drawn uniformly per boundary; (1, 1): every normal
+            along q.
+        static: (low, high) static fraction f, drawn uniformly.
+        stretch: (low, high) stretching exponent g of the bulk decay; (1, 1): exponential.
+        rate_drift: (low, high) log-slope a of the bulk rate over the window; (0, 0): steady.
+        wander: (low, high) distance w the illuminated volume travels over the window, in
+            beam correlation lengths; (0, 0): none.
+        events: (low, high) mean number of intermittent events per window; (0, 0): none.
+        event_fraction: (low, high) fraction e of the scatterers each event re-draws.
 
-    (1, 1) and (0, 0) is the single boundary of length L: the same bytes as a bank without
-    this prior, at the same seed.
+    (1, 1), (0, 0), (1, 1), (0, 0) and the dynamics off is the single boundary of length L
+    along q without static scatterers: the same bytes as a bank without this prior, at the
+    same seed.
     """
 
     boundaries: tuple[int, int] = (1, 4)
-    length_spread: tuple[float, float] = (0.0, 0.5)
+    length_spread: tuple[float, float] = (0.0, 0.8)
+    tilt: tuple[float, float] = (0.3, 1.0)
+    static: tuple[float, float] = (0.0, 0.3)
+    stretch: tuple[float, float] = (1.0, 1.0)
+    rate_drift: tuple[float, float] = (0.0, 0.0)
+    wander: tuple[float, float] = (0.0, 0.0)
+    events: tuple[float, float] = (0.0, 0.0)
+    event_fraction: tuple[float, float] = (0.2, 0.5)
 
     def __post_init__(self) -> None:
         try:
@@ -428,16 +476,44 @@ class SamplePrior:
         object.__setattr__(self, "boundaries", k)
         object.__setattr__(self, "length_spread", _range("sample length_spread",
                                                          self.length_spread, 0, 3, False))
+        tilt = _range("sample tilt", self.tilt, 0, np.inf, True)
+        if tilt[1] > 1:
+            raise ConfigError(f"sample tilt is cos(phi): (low, high) with 0 < low <= high <= 1, "
+                              f"got {self.tilt!r}")
+        object.__setattr__(self, "tilt", tilt)
+        object.__setattr__(self, "static", _range("sample static", self.static, 0, 1, False))
+        stretch = _range("sample stretch", self.stretch, 0, np.inf, True)
+        if stretch[1] > 2:  # exp(-|tau|^g) is a correlation function only for g <= 2
+            raise ConfigError(f"sample stretch must be (low, high) with 0 < low <= high <= 2, "
+                              f"got {self.stretch!r}")
+        object.__setattr__(self, "stretch", stretch)
+        object.__setattr__(self, "rate_drift", _range("sample rate_drift", self.rate_drift,
+                                                      -3, 3, True))
+        object.__setattr__(self, "wander", _range("sample wander", self.wander, 0, 10, False))
+        object.__setattr__(self, "events", _range("sample events", self.events, 0, 20, False))
+        object.__setattr__(self, "event_fraction", _range("sample event_fraction",
+                                                          self.event_fraction, 0, 1, True))
 
     @property
     def single(self) -> bool:
-        """Whether every map has one boundary of length L (today's single-boundary model)."""
-        return self.boundaries == (1, 1) and self.length_spread == (0.0, 0.0)
+        """Whether every map has one boundary of length L along q, no static scatterers and the
+        stationary dynamics (the single-boundary model)."""
+        return (self.boundaries == (1, 1) and self.length_spread == (0.0, 0.0)
+                and self.tilt == (1.0, 1.0) and self.static == (0.0, 0.0) and self.stationary)
+
+    @property
+    def stationary(self) -> bool:
+        """Whether the dynamics are the model's own (every departure off)."""
+        return (self.stretch == (1.0, 1.0) and self.rate_drift == (0.0, 0.0)
+                and self.wander == (0.0, 0.0) and self.events == (0.0, 0.0))
 
     def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Draw ``boundaries`` K (n,), ``length_spread`` s (n,) and ``lengths``, the relative
-        lengths L_k / L, shape (n, K_max) with 0 where a map has fewer boundaries. A
-        single-boundary prior draws nothing."""
+        """Draw ``boundaries`` K (n,), ``length_spread`` s (n,), ``lengths``, the relative
+        lengths L_k / L, shape (n, K_max) with 0 where a map has fewer boundaries, ``tilt``,
+        cos(phi_k), shape (n, K_max), ``static`` f (n,), and the dynamics' ``stretch``,
+        ``rate_drift``, ``wander`` (n,), ``event_count`` (n,), ``events`` (n, E, relative
+        times, NaN past a map's count) and ``event_fraction`` (n,). A range that is off draws
+        nothing and leaves its key out."""
         low, high = self.boundaries
         if low == high:
             k = np.full(n, low, dtype=np.int64)
@@ -451,7 +527,20 @@ class SamplePrior:
         else:
             z = rng.standard_normal((n, high))
             lengths[present] = np.exp(spread[:, None] * z)[present]
-        return {"boundaries": k, "length_spread": spread, "lengths": lengths}
+        out = {"boundaries": k, "length_spread": spread, "lengths": lengths}
+        if self.tilt != (1.0, 1.0):
+            out["tilt"] = self.tilt[0] + rng.random((n, high)) * (self.tilt[1] - self.tilt[0])
+        if self.static != (0.0, 0.0):
+            out["static"] = _uniform(self.static, n, rng)
+        for key, off in (("stretch", (1.0, 1.0)), ("rate_drift", (0.0, 0.0)),
+                         ("wander", (0.0, 0.0))):
+            if getattr(self, key) != off:
+                out[key] = _uniform(getattr(self, key), n, rng)
+        if self.events != (0.0, 0.0):
+            times = _event_times(_uniform(self.events, n, rng), rng)
+            out |= {"events": times, "event_count": (~np.isnan(times)).sum(axis=1),
+                    "event_fraction": _uniform(self.event_fraction, n, rng)}
+        return out
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -462,6 +551,13 @@ class SamplePrior:
 
     @classmethod
     def from_record(cls, data: dict | None) -> SamplePrior:
-        """The prior an artefact recorded; one made before polycrystals had one boundary."""
-        return cls(boundaries=(1, 1), length_spread=(0.0, 0.0)) if data is None else \
-            cls.from_dict(data)
+        """The prior an artefact recorded: one made before polycrystals had one boundary, and
+        ranges it does not record were off when it was made."""
+        off = SINGLE_BOUNDARY.to_dict()
+        return cls.from_dict({**off, **(data or {})})
+
+
+#: One boundary of length L along q without static scatterers (the single-boundary model).
+SINGLE_BOUNDARY = SamplePrior(boundaries=(1, 1), length_spread=(0.0, 0.0), tilt=(1.0, 1.0),
+                              static=(0.0, 0.0), stretch=(1.0, 1.0), rate_drift=(0.0, 0.0),
+                              wander=(0.0, 0.0), events=(0.0, 0.0))

@@ -89,6 +89,7 @@ def mode_amplitudes(
     config: ExperimentConfig,
     rng: np.random.Generator,
     lengths: np.ndarray | None = None,
+    age: np.ndarray | None = None,
 ) -> np.ndarray:
     """Sample the mode amplitudes a_n(t_k) at the frame times with the exact OU update.
 
@@ -99,6 +100,10 @@ def mode_amplitudes(
         rng: the source of randomness.
         lengths: each boundary's length relative to config.L, shape (n,), or None for L
             (the initial shape h0 sin(pi x / L_k) has the same amplitude for every length).
+        age: the age t_w of each window in s, shape (n,), or None for 0: the window's first
+            frame is at t_w after the initial shape, the modes propagated there with the exact
+            update (docs/model.md#age). It uses the normal draws the equilibrium start would, so
+            age 0 gives the same bytes.
 
     Returns:
         Amplitudes a_n(t_k) in nm, shape (n, T, n_modes), float64.
@@ -110,8 +115,13 @@ def mode_amplitudes(
     a = np.zeros((n, K))
     a[:, 0] = config.h0
     noise = rng.standard_normal((n, config.n_frames, K))
-    if config.equilibrium_start:
+    if config.equilibrium_start:  # the shape relaxes with age, the fluctuations stay stationary
+        if age is not None:
+            a *= np.exp(-rates * np.asarray(age, dtype=np.float64)[:, None])
         a += np.sqrt(var) * noise[:, 0]
+    elif age is not None:
+        since = np.asarray(age, dtype=np.float64)[:, None]
+        a = a * np.exp(-rates * since) + np.sqrt(var * -np.expm1(-2 * rates * since)) * noise[:, 0]
     out = np.empty((n, config.n_frames, K))
     out[:, 0] = a
     factors = {}  # the update's factors per frame spacing (one on a uniform grid)
@@ -130,6 +140,7 @@ def boundary_heights(
     config: ExperimentConfig,
     rng: np.random.Generator,
     lengths: np.ndarray | None = None,
+    age: np.ndarray | None = None,
 ) -> np.ndarray:
     """The boundary height h(x, t) on the grid x_j = (j + 1/2) L / N_x at the frame times
     (for a boundary of length L_k, x_j = (j + 1/2) L_k / N_x: sin(k_n x_j) is the same).
@@ -140,11 +151,12 @@ def boundary_heights(
         config: the experiment configuration.
         rng: the source of randomness.
         lengths: each boundary's length relative to config.L, shape (n,), or None for L.
+        age: each window's age in s, shape (n,), or None for 0 (:func:`mode_amplitudes`).
 
     Returns:
         h in nm, shape (n, T, N_x), float64.
     """
-    a = mode_amplitudes(sigma, temperature, config, rng, lengths)
+    a = mode_amplitudes(sigma, temperature, config, rng, lengths, age)
     x = (np.arange(config.n_x) + 0.5) * config.L / config.n_x
     basis = np.sin(np.outer(np.arange(1, config.n_modes + 1) * np.pi / config.L, x))
     if lengths is None:
@@ -158,6 +170,7 @@ def boundary_phase(
     temperature: np.ndarray,
     config: ExperimentConfig,
     rng: np.random.Generator,
+    age: np.ndarray | None = None,
 ) -> np.ndarray:
     """The GB phase q h(x, t) in rad.
 
@@ -166,11 +179,13 @@ def boundary_phase(
         temperature: temperature T in K, shape (n,).
         config: the experiment configuration.
         rng: the source of randomness.
+        age: each window's age in s, shape (n,), or None for 0 (:func:`mode_amplitudes`).
 
     Returns:
         q h, shape (n, T, N_x), float32.
     """
-    return (config.q * boundary_heights(sigma, temperature, config, rng)).astype(np.float32)
+    return (config.q * boundary_heights(sigma, temperature, config, rng, age=age)
+            ).astype(np.float32)
 
 
 def boundary_phases(
@@ -269,6 +284,7 @@ def scattering_parts(
 def parts_from_phase(
     theta: np.ndarray, phase: np.ndarray, config: ExperimentConfig,
     weights: np.ndarray | None = None, block: int | None = None,
+    bulk: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Real and imaginary parts of F = (1 - c) F_eq + c F_GB given the GB phase q h.
 
@@ -280,6 +296,7 @@ def parts_from_phase(
         weights: each grid point's weight in F_GB, shape (n, N_x), summing to 1 per map, or
             None for the plain phase average.
         block: columns per boundary where ``weights`` are given (the grid's N_x).
+        bulk: F_eq, shape (n, T, T), or None for :func:`bulk_correlation`.
 
     Returns:
         Re F and Im F, each shape (n, T, T), float32.
@@ -288,7 +305,7 @@ def parts_from_phase(
     c32 = theta[:, 2].astype(np.float32)[:, None, None]
     real *= c32
     imag *= c32
-    real += (1 - c32) * bulk_correlation(theta[:, 0], config)
+    real += (1 - c32) * (bulk_correlation(theta[:, 0], config) if bulk is None else bulk)
     return real, imag
 
 

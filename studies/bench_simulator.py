@@ -29,7 +29,13 @@ import numpy as np
 
 from gbsbi.bank import BankSpec, simulate_block
 from gbsbi.summaries.phi import phi
-from simulators.config import ExperimentConfig, MeasurementPrior, Prior, SamplePrior
+from simulators.config import (
+    SINGLE_BOUNDARY,
+    ExperimentConfig,
+    MeasurementPrior,
+    Prior,
+    SamplePrior,
+)
 from simulators.gb import two_time_maps
 from simulators.reference import reference_map
 
@@ -60,7 +66,7 @@ def time_reference(n: int, config: ExperimentConfig, prior: Prior) -> float:
 
 #: The single boundary of length L, steady beam, no dropped frames: the model before
 #: polycrystals and measurement drift.
-SINGLE = SamplePrior(boundaries=(1, 1), length_spread=(0.0, 0.0))
+SINGLE = SINGLE_BOUNDARY
 STEADY = MeasurementPrior(drift=(0.0, 0.0), dropped=(0.0, 0.0))
 #: The banks timed: (measurement, sample nuisances, measurement nuisances) by name.
 BANKS = {

@@ -13,7 +13,15 @@ The reduction of the maps to network inputs happens once per bank; its rate is r
 its own and amortised over the epochs gbsbi ran. Also timed: 10,000 posterior draws for one
 scan. Torch runs on the usable cores (``gbsbi.inference.device.configure``).
 
+With ``--compete`` it measures instead what a busy machine leaves of gbsbi's throughput: the
+same training for the same budget, idle and beside a competing CPU-bound process it starts
+itself (``--competitor train``: another `gbsbi train`; ``simulate``: `gbsbi simulate --workers
+1`), with the thread policy of `gbsbi train` (:class:`gbsbi.inference.device.ThreadPolicy`),
+and idle also with every usable core fixed (the setting before the policy), all in one run; it
+ends with the line ``competing/idle throughput: R``.
+
 Usage: python studies/bench_training.py [--n 8000] [--budget 120]
+       python studies/bench_training.py --compete [--competitor train|simulate] [--budget 60]
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from sbi.neural_nets.embedding_nets import CNNEmbedding
 from gbsbi.bank import BankSpec, simulate_bank
 from gbsbi.inference.config import Architecture, SurrogateConfig, TrainConfig
 from gbsbi.inference.data import bank_inputs
-from gbsbi.inference.device import configure, cpu_threads
+from gbsbi.inference.device import ThreadPolicy, configure, cpu_threads
 from gbsbi.inference.flow import parts, unit_box
 from gbsbi.inference.inputs import InputConfig
 from gbsbi.inference.loop import TrainingSet
@@ -72,7 +80,8 @@ def reference(x: torch.Tensor, u: torch.Tensor, x_val: torch.Tensor, u_val: torc
 
 
 def ours(x: torch.Tensor, u: torch.Tensor, x_val: torch.Tensor, u_val: torch.Tensor,
-         budget: float, setup) -> tuple[dict, torch.nn.Module, ModelSpec]:
+         budget: float, setup, threads: ThreadPolicy | None = None,  # noqa: ANN001
+         ) -> tuple[dict, torch.nn.Module, ModelSpec]:
     architecture = Architecture()
     inputs = InputConfig(architecture.bins, architecture.grading, setup.prior.temperature)
     config = TrainConfig(epochs=10**6, patience=10**6, seed=0)
@@ -81,7 +90,7 @@ def ours(x: torch.Tensor, u: torch.Tensor, x_val: torch.Tensor, u_val: torch.Ten
     torch.manual_seed(0)
     flow, _ = build_networks(spec, u, x[:2])
     parts(flow).embedding.set_standardisation(x.mean(0), x.std(0))
-    history = train(flow, TrainingSet(x, u), config, max_seconds=budget)
+    history = train(flow, TrainingSet(x, u), config, max_seconds=budget, threads=threads)
     with torch.no_grad():
         nll = -torch.cat([flow.log_prob(u_val[i:i + 1000], x_val[i:i + 1000])
                           for i in range(0, len(x_val), 1000)]).mean()
@@ -91,13 +100,62 @@ def ours(x: torch.Tensor, u: torch.Tensor, x_val: torch.Tensor, u_val: torch.Ten
              "maps_per_s": len(history) * n_fit / seconds, "val_nll": float(nll)}, flow, spec)
 
 
+def competitor(kind: str, bank: Path, folder: Path):  # noqa: ANN201 - a Popen
+    """Start the competing process: another `gbsbi train` on the same bank, or `gbsbi
+    simulate --workers 1` of a large bank."""
+    import subprocess
+    import sys
+
+    if kind == "train":
+        argv = ["train", str(bank), "--out", str(folder / "rival"), "--epochs", "100000",
+                "--patience", "100000", "--no-cache"]
+    else:
+        argv = ["simulate", "--n", "10000000", "--measurement", "fast", "--workers", "1",
+                "--out", str(folder / "rival.h5")]
+    return subprocess.Popen([sys.executable, "-m", "gbsbi", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def compete(args: argparse.Namespace) -> None:
+    """Throughput idle (adaptive threads, and every core fixed) and beside a competitor."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bank.h5"
+        spec = BankSpec(ExperimentConfig(), Prior(), args.n + args.n_val, 21, measurement="fast",
+                        nuisance=MeasurementPrior())
+        simulate_bank(path, spec, workers=2)
+        data = bank_inputs(path, InputConfig(temperature=Prior().temperature))
+        x, u, n = torch.as_tensor(data.x), torch.as_tensor(data.u), args.n
+        fixed = ours(x[:n], u[:n], x[n:], u[n:], args.budget, data.setup,
+                     ThreadPolicy(cpu_threads()))[0]
+        idle = ours(x[:n], u[:n], x[n:], u[n:], args.budget, data.setup, ThreadPolicy())[0]
+        rival = competitor(args.competitor, path, Path(tmp))
+        try:
+            time.sleep(20)  # the rival loads its bank and gets going
+            busy = ours(x[:n], u[:n], x[n:], u[n:], args.budget, data.setup, ThreadPolicy())[0]
+        finally:
+            rival.kill()
+            rival.wait()
+    print(f"{cpu_threads()} usable cores; budget {args.budget:g} s per run; competitor: "
+          f"gbsbi {args.competitor}")
+    print(f"idle, every core fixed (before):  {fixed['maps_per_s']:8.0f} maps/s")
+    print(f"idle, adaptive threads:           {idle['maps_per_s']:8.0f} maps/s "
+          f"({idle['maps_per_s'] / fixed['maps_per_s']:.2f} of fixed)")
+    print(f"beside the competitor:            {busy['maps_per_s']:8.0f} maps/s")
+    print(f"competing/idle throughput: {busy['maps_per_s'] / idle['maps_per_s']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=8000, help="maps in the bank (default 8000)")
     parser.add_argument("--n-val", type=int, default=1000, help="held-out maps (default 1000)")
     parser.add_argument("--budget", type=float, default=120.0,
                         help="training seconds for each model (default 120)")
+    parser.add_argument("--compete", action="store_true",
+                        help="throughput beside a competing process against idle")
+    parser.add_argument("--competitor", choices=("train", "simulate"), default="train")
     args = parser.parse_args()
+    if args.compete:
+        return compete(args)
     configure("cpu")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads "
           f"({cpu_threads()} usable cores)")

@@ -512,3 +512,59 @@ def test_library_api_returns_messages(tmp_path: Path) -> None:
     )
     assert result.maps.C.shape == (1, 70, 70) and result.warnings == ()
     assert result.notes == ("real.npy: binned 350 -> 70 frames (block average of 5)",)
+
+
+# --- windows of long measurements ---------------------------------------------------------------
+
+
+def test_windows_of_a_long_aps_map_have_ages_and_names(tmp_path: Path, capsys) -> None:
+    """A 64-frame APS map (0.2 s per frame) cut into windows of 6.4 s every 3.2 s: three
+    windows of 32 frames, ages 0, 3.2, 6.4 s, each the map's block along the diagonal."""
+    full = two_time(64, seed=3)[None]
+    write_aps(tmp_path / "A002_results.hdf", full)
+    out = tmp_path / "w.h5"
+    rc, stdout, err = run(capsys, tmp_path / "A002_results.hdf", "--out", out, "--frames", 32,
+                          "--window", 6.4, "--stride", 3.2)
+    assert rc == 0, err
+    maps = read_maps(out)
+    np.testing.assert_allclose(maps.age, [0.0, 3.2, 6.4])
+    assert list(maps.scan) == ["A002_results/c2_00001@0s", "A002_results/c2_00001@3.2s",
+                               "A002_results/c2_00001@6.4s"]
+    assert set(maps.group) == {"A002_results"}
+    np.testing.assert_allclose(maps.t, 0.2 * np.arange(32))
+    for k, start in enumerate((0, 16, 32)):
+        block = full[0, start:start + 32, start:start + 32].astype(np.float32)
+        np.testing.assert_allclose(maps.C[k], block.astype(np.float64), rtol=1e-6)
+    assert "cut into 3 window(s)" in stdout
+
+
+def test_windows_of_a_npy_map_take_the_given_group(tmp_path: Path, capsys) -> None:
+    np.save(tmp_path / "long.npy", two_time(96, seed=4))
+    out = tmp_path / "w.h5"
+    rc, _, err = run(capsys, tmp_path / "long.npy", "--out", out, "--frames", 16,
+                     "--temperature", 400, "--q", 1, "--frame-time", 1, "--window", 32,
+                     "--stride", 32, "--group", "sample-A")
+    assert rc == 0, err
+    maps = read_maps(out)
+    np.testing.assert_allclose(maps.age, [0, 32, 64])
+    assert set(maps.group) == {"sample-A"} and len(maps) == 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--window", 100, "--stride", 10], "longer than its maps"),
+    (["--window", 8, "--stride", 0], "--stride"),
+    (["--window", 8], "--window and --stride go together"),
+])
+def test_bad_windows_are_one_line_errors(tmp_path: Path, capsys, argv, message) -> None:
+    np.save(tmp_path / "long.npy", two_time(48, seed=5))
+    rc, _, err = run(capsys, tmp_path / "long.npy", "--out", tmp_path / "w.h5", "--frames", 8,
+                     "--temperature", 400, "--q", 1, "--frame-time", 1, *argv)
+    assert rc == 2 and message in err and "\n" not in err.strip()
+    assert not (tmp_path / "w.h5").exists()
+
+
+def test_windows_refuse_a_frame_time_other_than_the_files(tmp_path: Path, capsys) -> None:
+    write_aps(tmp_path / "A003_results.hdf", two_time(64, seed=6)[None])
+    rc, _, err = run(capsys, tmp_path / "A003_results.hdf", "--out", tmp_path / "w.h5",
+                     "--frames", 16, "--frame-time", 0.5, "--window", 6.4, "--stride", 3.2)
+    assert rc == 2 and "frame time" in err and "\n" not in err.strip()

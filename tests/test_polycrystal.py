@@ -15,14 +15,21 @@ import pytest
 from gbsbi.bank import BankSpec, block_rng, simulate_bank, simulate_block
 from gbsbi.cli import main
 from gbsbi.summaries.phi import phi
-from simulators.config import ConfigError, ExperimentConfig, MeasurementPrior, Prior, SamplePrior
+from simulators.config import (
+    SINGLE_BOUNDARY,
+    ConfigError,
+    ExperimentConfig,
+    MeasurementPrior,
+    Prior,
+    SamplePrior,
+)
 from simulators.gb import _gb_correlation, boundary_phase, scattering_parts, two_time_maps
 from simulators.measurement import drift_profile
 from simulators.noise import noisy_maps
 from simulators.polycrystal import noiseless_maps, sample_phase
 
 SMALL = ExperimentConfig(n_frames=48)
-SINGLE = SamplePrior(boundaries=(1, 1), length_spread=(0.0, 0.0))
+SINGLE = SINGLE_BOUNDARY
 STEADY = MeasurementPrior(drift=(0.0, 0.0), dropped=(0.0, 0.0))
 
 
@@ -82,20 +89,68 @@ def test_boundaries_of_several_lengths_average_by_length():
     np.testing.assert_allclose(mixed, expected, atol=1e-5)
 
 
+def test_a_tilted_boundary_sees_the_momentum_transfer_q_cos_phi():
+    """A boundary whose normal is at phi to q has the phase q cos(phi) h: the F_GB of a
+    boundary at q' = q cos(phi) along q, from the same heights (same seed)."""
+    theta = np.array([[1e-4, 0.1, 1.0]])
+    tilt = 0.55
+    tilted = {"lengths": np.ones((1, 1)), "tilt": np.full((1, 1), tilt)}
+    phase, _ = sample_phase(theta, np.full(1, 600.0), SMALL, tilted, np.random.default_rng(4))
+    along, _ = sample_phase(theta, np.full(1, 600.0), replace(SMALL, q=SMALL.q * tilt), None,
+                            np.random.default_rng(4))
+    assert np.abs(phase).max() > 0.5  # a phase that matters
+    # float32 products in another order: 1e-5 rad is far below anything a map resolves
+    np.testing.assert_allclose(phase, along, atol=1e-5)
+
+
+def test_all_static_scatterers_never_decorrelate():
+    """f = 1: nothing moves, F = 1 and C = 1 + beta everywhere; f = 0: the plain map."""
+    theta, temperature = Prior().sample(4, np.random.default_rng(1))
+    lengths = np.ones((4, 1))
+    frozen = noiseless_maps(theta, temperature, SMALL,
+                            {"lengths": lengths, "static": np.full(4, 1.0)},
+                            np.random.default_rng(2))
+    np.testing.assert_allclose(frozen, 1 + SMALL.beta, atol=1e-6)
+    plain = noiseless_maps(theta, temperature, SMALL, {"lengths": lengths, "static": np.zeros(4)},
+                           np.random.default_rng(2))
+    np.testing.assert_array_equal(plain, two_time_maps(theta, temperature, SMALL,
+                                                       np.random.default_rng(2)))
+
+
+def test_the_exact_measurement_carries_static_scatterers_as_one_more_column():
+    """with_static's factors give (1 - c') F_eq + c' u' u'^H / (N + 1) = f + (1 - f) F, the
+    F of sample_parts, for weighted boundaries of several lengths."""
+    from simulators.gb import bulk_correlation, phase_field
+    from simulators.polycrystal import sample_parts, with_static
+
+    theta, temperature = Prior().sample(3, np.random.default_rng(5))
+    sample = {"lengths": np.array([[0.6, 1.0, 1.5]] * 3), "static": np.array([0.0, 0.2, 0.6])}
+    real, imag = sample_parts(theta, temperature, SMALL, sample, np.random.default_rng(6))
+    phase, weights = sample_phase(theta, temperature, SMALL, sample, np.random.default_rng(6))
+    u, c = with_static(phase_field(phase), weights, theta[:, 2], sample["static"])
+    gb = np.einsum("ntj,nsj->nts", u.astype(np.complex128), u.conj()) / u.shape[2]
+    F = (1 - c)[:, None, None] * bulk_correlation(theta[:, 0], SMALL) + c[:, None, None] * gb
+    # float32 phases and products: 1e-5 is far below anything a map resolves
+    np.testing.assert_allclose(F, real + 1j * imag, atol=1e-5)
+
+
 def test_the_sample_nuisances_are_drawn_and_kept_in_the_bank(tmp_path):
-    sample = SamplePrior(boundaries=(2, 5), length_spread=(0.1, 0.4))
+    sample = SamplePrior(boundaries=(2, 5), length_spread=(0.1, 0.4), tilt=(0.4, 0.9),
+                         static=(0.05, 0.2))
     spec = BankSpec(SMALL, Prior(), n=24, seed=1, block_size=8, measurement="fast",
                     sample=sample)
     simulate_bank(tmp_path / "b.h5", spec)
     with h5py.File(tmp_path / "b.h5", "r") as f:
         k, spread = f["boundaries"][()], f["length_spread"][()]
         lengths = f["boundary_lengths"][()]
+        tilt, static = f["boundary_tilt"][()], f["static"][()]
         recorded = json.loads(f.attrs["config"])
         drift, dropped = f["drift"][()], f["dropped"][()]
         C = f["C"][()]
     assert np.all((k >= 2) & (k <= 5)) and len(np.unique(k)) > 1
     assert np.all((spread >= 0.1) & (spread <= 0.4))
     assert np.array_equal((lengths > 0).sum(axis=1), k)
+    assert np.all((tilt >= 0.4) & (tilt <= 0.9)) and np.all((static >= 0.05) & (static <= 0.2))
     assert SamplePrior.from_dict(recorded["sample"]) == sample
     assert np.all(np.abs(drift) <= 0.9) and np.all((dropped >= 0) & (dropped <= 0.1))
     # dropped frames are NaN rows: round(f T) of them per map
@@ -126,6 +181,9 @@ def test_a_drifting_beam_changes_the_noise_not_the_mean_map():
     {"sample": {"boundaries": [3, 1]}},
     {"sample": {"length_spread": [-0.1, 0.2]}},
     {"sample": {"boundaries": [1.5, 2]}},
+    {"sample": {"tilt": [0.0, 0.5]}},
+    {"sample": {"tilt": [0.5, 1.2]}},
+    {"sample": {"static": [0.2, 1.0]}},
     {"measurement": {"drift": [0.5, -0.5]}},
     {"measurement": {"dropped": [0.0, 1.5]}},
 ])

@@ -66,7 +66,10 @@ def test_report_holds_the_table_flags_and_decodable_images(run_dir, tmp_path):
     assert main(["report", str(run_dir), "--out", str(out)]) == 0
     page = out.read_text()
     assert "g1-T350-r1" in page and "g1-T350-r2" in page
-    assert page.count("<b>flagged</b>") == 1 and "1 of 2 scans flagged" in page
+    # one scan marked in the table and in its own section, and counted once
+    assert page.count("<b>flagged: not to be trusted</b>") == 1
+    assert page.count("<b class=flag>flagged: not to be trusted") == 1
+    assert "1 of 2 scans flagged" in page
     images = _images(page)
     assert len(images) == 1 + 2 + 2  # intervals, two corners, two predictive checks
     for data in images:

@@ -21,7 +21,7 @@ from gbsbi.errors import GbsbiError
 
 #: Modules of this package that define sub-commands, in the order ``--help`` lists them.
 COMMANDS = ("demo", "config", "simulate", "plot", "phi", "correlate", "importer", "train", "infer",
-            "embed", "check", "crosscheck", "misspec", "ppc", "report")
+            "group", "embed", "check", "crosscheck", "misspec", "ppc", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -67,6 +67,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-resample", action="store_true",
         help="keep the native frame grid (all inputs must share it)",
     )
+    p.add_argument(
+        "--window", type=positive_float, metavar="S",
+        help="cut each map into windows of S seconds along its diagonal (long measurements); "
+        "each window is a scan with its age (its start) in the dataset 'age'",
+    )
+    p.add_argument("--stride", type=positive_float, metavar="S",
+                   help="seconds between the starts of consecutive windows (with --window)")
     p.set_defaults(func=run)
 
 
@@ -82,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.no_resample and args.frames is not None:
         raise GbsbiError("--frames and --no-resample contradict each other; pass one")
+    if (args.window is None) != (args.stride is None):
+        raise GbsbiError("--window and --stride go together: give both")
     out = check_new(args.out, args.overwrite)
     n_frames = DEFAULT_FRAMES if args.frames is None else args.frames
     options = ImportOptions(
@@ -93,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         scan=_tuple(args.scan),
         group=_tuple(args.group),
         n_frames=None if args.no_resample else n_frames,
+        window=args.window,
+        stride=args.stride,
     )
     result = import_maps(args.files, options)
     write_maps(out, result.maps)

@@ -7,13 +7,15 @@ import argparse
 
 from gbsbi.cli.args import nonnegative_float, nonnegative_int, positive_float, positive_int
 from gbsbi.inference.config import TrainConfig
-from gbsbi.inference.npe.config import Adaptation
+from gbsbi.inference.npe.config import Adaptation, Robustness
 from gbsbi.inference.point.config import Adaptation as PointAdaptation
 from gbsbi.inference.point.config import FineTuneConfig
 
 #: Flags of the point estimator only.
 POINT_ONLY = ("adapt_learning_rate", "adapt_epochs", "fine_tune_steps", "fine_tune_layers",
               "fine_tune_groups")
+#: Flags of the posterior estimator only.
+NPE_ONLY = ("mmd_weight", "augment_noise")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--phi-weight", type=nonnegative_float, metavar="W",
                    help=f"weight of the Phi-consistency term (default {npe.phi_weight} with "
                    f"--experimental, {point.phi_weight} for --estimator point, else 0)")
+    p.add_argument("--mmd-weight", type=nonnegative_float, metavar="W",
+                   help="weight of the MMD between simulated and experimental embeddings "
+                   f"(NPE-RS; default {npe.mmd_weight} with --experimental, else 0)")
+    p.add_argument("--augment-noise", type=nonnegative_float, metavar="S",
+                   help="sd of Gaussian noise added to the standardised maps in training "
+                   f"(noise augmentation; default {Robustness().augment_noise})")
     group = p.add_argument_group("point estimator (--estimator point)")
     group.add_argument("--adapt-learning-rate", type=positive_float, metavar="LR",
                        help="Adam's step size in the adaptation stage "
@@ -70,6 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="random seed (default 0)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="auto: a GPU when there is one (default)")
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="torch's CPU threads (default: the cores other processes leave free, "
+                   "looked at every epoch)")
     p.add_argument("--cache", metavar="DIR", help="folder to cache the bank's reduced inputs "
                    "(default: $GBSBI_CACHE, else $XDG_CACHE_HOME/gbsbi or ~/.cache/gbsbi)")
     p.add_argument("--no-cache", action="store_true", help="do not cache the reduced inputs")
@@ -89,13 +100,18 @@ def settings(args: argparse.Namespace):  # noqa: ANN201 - (TrainConfig, estimato
                            seed=args.seed)
     adapted = args.experimental is not None
     if args.estimator == "point":
+        given = [name for name in NPE_ONLY if getattr(args, name) is not None]
+        if given:
+            raise GbsbiError(f"--{given[0].replace('_', '-')} applies to the posterior "
+                             "estimator only")
         return point_settings(training, adapted, args.coral, args.phi_weight,
                               args.adapt_learning_rate, args.adapt_epochs, args.fine_tune_steps,
                               args.fine_tune_layers, args.fine_tune_groups)
     given = [name for name in POINT_ONLY if getattr(args, name) not in (None, False)]
     if given:
         raise GbsbiError(f"--{given[0].replace('_', '-')} applies to --estimator point only")
-    return npe_settings(training, adapted, args.coral, args.phi_weight)
+    return npe_settings(training, adapted, args.coral, args.phi_weight, args.mmd_weight,
+                        args.augment_noise)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         train_model(args.bank, args.out, training, estimator, experimental=args.experimental,
                     device=args.device, resume=args.resume, overwrite=args.overwrite,
-                    cache=cache)
+                    cache=cache, threads=args.threads)
     except KeyboardInterrupt:
         print(f"gbsbi train: interrupted; the last finished epoch is kept in {args.out}, "
               "continue with the same command and --resume")

@@ -33,6 +33,11 @@ class TrainConfig:
         clip_norm: largest gradient norm (as sbi's training does); 0 for no clipping.
         seed: seeds the initial weights, the split and the batch order.
         schedule: ``constant`` or ``cosine`` (the rate decays to 0 over ``epochs``).
+        mmd_weight: lambda_MMD, the weight of the MMD between simulated and experimental
+            embeddings (NPE-RS, Huang et al. 2023).
+        augment_noise: s, the standard deviation of Gaussian noise added to the standardised
+            map and lag profile of each training simulation (noise augmentation, NNPE); 0 for
+            none.
     """
 
     epochs: int = 200
@@ -47,6 +52,8 @@ class TrainConfig:
     clip_norm: float = 5.0
     seed: int = 0
     schedule: str = "constant"
+    mmd_weight: float = 0.0
+    augment_noise: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -57,6 +64,7 @@ class TrainConfig:
             "phi_samples": self.phi_samples >= 1,
             "experimental_batch": self.experimental_batch >= 2,
             "clip_norm": self.clip_norm >= 0, "seed": self.seed >= 0,
+            "mmd_weight": self.mmd_weight >= 0, "augment_noise": self.augment_noise >= 0,
         }
         for name, ok in checks.items():
             value = getattr(self, name)
@@ -68,7 +76,8 @@ class TrainConfig:
 
     @property
     def adapted(self) -> bool:
-        return self.coral_weight > 0 or self.phi_weight > 0
+        """Whether training needs unlabelled experimental maps."""
+        return self.coral_weight > 0 or self.phi_weight > 0 or self.mmd_weight > 0
 
     def to_dict(self) -> dict:
         return asdict(self)

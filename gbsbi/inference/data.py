@@ -24,11 +24,18 @@ import h5py
 import numpy as np
 
 from gbsbi.errors import GbsbiError
-from gbsbi.inference.inputs import InputConfig, InputLayout, network_inputs
+from gbsbi.inference.inputs import InputConfig, network_inputs
 from gbsbi.io.atomic import atomic_path
 from gbsbi.io.mapsfile import Maps, read_maps
 from gbsbi.io.resample import resample
-from simulators.config import ConfigError, ExperimentConfig, MeasurementPrior, Prior, SamplePrior
+from simulators.config import (
+    SINGLE_BOUNDARY,
+    ConfigError,
+    ExperimentConfig,
+    MeasurementPrior,
+    Prior,
+    SamplePrior,
+)
 
 #: Maps reduced at a time when reading a bank (128 frames: 32 MiB of float32 maps).
 CHUNK = 512
@@ -49,7 +56,7 @@ class BankSetup:
     n: int
     content_hash: str
     config_hash: str
-    sample: SamplePrior = SamplePrior(boundaries=(1, 1), length_spread=(0.0, 0.0))
+    sample: SamplePrior = SINGLE_BOUNDARY
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,7 @@ def bank_inputs(
     with _open(path) as f:
         theta = f["theta"][()]
         temperature = f["temperature"][()]
+        age = f["age"][()] if "age" in f else None
         cached = _cache_file(Path(cache), setup, inputs) if cache is not None else None
         if cached is not None and cached.exists():
             x = np.load(cached)
@@ -185,7 +193,8 @@ def bank_inputs(
             parts = []
             for start in range(0, setup.n, CHUNK):
                 stop = min(start + CHUNK, setup.n)
-                parts.append(network_inputs(f["C"][start:stop], temperature[start:stop], inputs))
+                parts.append(network_inputs(f["C"][start:stop], temperature[start:stop], inputs,
+                                            None if age is None else age[start:stop]))
                 if progress is not None:
                     progress(stop - start)
             x = np.concatenate(parts)
@@ -221,13 +230,28 @@ def bank_sample(
         if f["C"].shape[-1] <= inputs.bins:
             raise GbsbiError(f"{path}: maps of {f['C'].shape[-1]} frames are too small for "
                              f"{inputs.bins} bins")
-        parts = [network_inputs(f["C"][chunk], f["temperature"][chunk], inputs)
+        parts = [network_inputs(f["C"][chunk], f["temperature"][chunk], inputs,
+                                f["age"][chunk] if "age" in f else None)
                  for chunk in np.array_split(pick, max(1, -(-len(pick) // CHUNK)))
                  if len(chunk)]
         theta = f["theta"][pick] if len(pick) else np.zeros((0, 3))
-    x = np.concatenate(parts) if parts else np.zeros((0, InputLayout(inputs.bins).size),
+    x = np.concatenate(parts) if parts else np.zeros((0, inputs.layout.size),
                                                      np.float32)
     return x, theta, setup
+
+
+def bank_maps(path: str | os.PathLike, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The maps C, shape (k, T, T), float32, and temperatures, shape (k,), of a bank's maps
+    ``index`` (in the order given), read without the rest of the bank."""
+    index = np.asarray(index, dtype=np.int64)
+    order = np.argsort(index)
+    with _open(path) as f:
+        C = f["C"][index[order]] if len(index) else np.zeros((0, *f["C"].shape[1:]),
+                                                              np.float32)
+        temperature = f["temperature"][()][index]
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    return C[back], temperature
 
 
 def maps_hash(maps: Maps) -> str:
@@ -254,13 +278,24 @@ def check_experiment(recorded: dict | None, config: ExperimentConfig, path: str)
 
 
 def temperature_warnings(maps: Maps, prior: Prior, what: str = "posterior") -> list[str]:
-    """One warning per scan whose temperature lies outside the training bank's range (its
-    ``what``, posterior or estimate, is an extrapolation)."""
+    """One warning per scan whose temperature or window age lies outside the training bank's
+    range (its ``what``, posterior or estimate, is an extrapolation); a model without ages
+    reads every window as one that starts at the initial shape, and says so."""
     low, high = prior.temperature
-    return [f"scan {name!r}: T = {t:g} K lies outside the model's training range "
-            f"{low:g}-{high:g} K; its {what} is an extrapolation"
-            for name, t in zip(maps.names(), maps.temperature, strict=True)
-            if not low <= t <= high]
+    lines = [f"scan {name!r}: T = {t:g} K lies outside the model's training range "
+             f"{low:g}-{high:g} K; its {what} is an extrapolation"
+             for name, t in zip(maps.names(), maps.temperature, strict=True)
+             if not low <= t <= high]
+    young, old = prior.age
+    for name, age in zip(maps.names(), maps.ages, strict=True):
+        if not prior.aged and age > 0:
+            lines.append(f"scan {name!r}: its window starts at age {age:g} s, but this model "
+                         f"knows no ages and reads it as a fresh start; train on a bank with "
+                         f"prior.age covering it")
+        elif prior.aged and not young <= age <= old:
+            lines.append(f"scan {name!r}: age {age:g} s lies outside the model's training range "
+                         f"{young:g}-{old:g} s; its {what} is an extrapolation")
+    return lines
 
 
 def conform(maps: Maps, config: ExperimentConfig, path: str) -> tuple[Maps, tuple[str, ...]]:
@@ -295,7 +330,7 @@ def conform(maps: Maps, config: ExperimentConfig, path: str) -> tuple[Maps, tupl
     note = (f"{path}: maps of {T} frames {how} to the model's {config.n_frames} frames over "
             f"the same {config.window:g} s window")
     out = Maps(C.astype(np.float32), config.t, maps.temperature, maps.q, maps.scan, maps.group,
-               maps.theta)
+               maps.theta, maps.age)
     return out, (note,)
 
 
@@ -321,7 +356,7 @@ def scan_inputs(
     check_experiment(recorded, config, str(path))
     content = maps_hash(maps)
     maps, notes = conform(maps, config, str(path))
-    x = network_inputs(maps.C, maps.temperature, inputs)
+    x = network_inputs(maps.C, maps.temperature, inputs, maps.ages)
     return ScanInputs(x, maps, content, notes, extra)
 
 

@@ -19,10 +19,20 @@ frozen surrogate mu_s (Eqs. 13-15),
 
 over the maps whose corrected Phi is defined (a map of nothing but noise has none), with u_e
 the posterior estimator's reparameterised draws or the point estimator's estimates.
+
+The MMD of NPE-RS (Huang et al. 2023) compares the two sets of embeddings by a Gaussian
+kernel k(a, b) = exp(-|a - b|^2 / (2 h^2)) with the median heuristic's bandwidth h:
+
+.. math::
+
+    \mathrm{MMD}^2(a, b) = \overline{k(a, a')} + \overline{k(b, b')} - 2\, \overline{k(a, b)}
+
+(the biased V-statistic: never negative, 0 for identical sets).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from gbsbi.inference.inputs import SCALARS, InputLayout
@@ -80,3 +90,15 @@ def phi_residual(u: Tensor, x_e: Tensor, layout: InputLayout,
     u = u[..., usable, :]
     mu, _ = surrogate(u, scalars[:, _T].expand(u.shape[:-1]))
     return (mu - scalars[:, _PHI]).square().mean()
+
+
+def mmd(a: Tensor, b: Tensor) -> Tensor:
+    """MMD^2 between features a, shape (n_a, d), and b, shape (n_b, d) (module docstring);
+    a scalar, differentiable in both; the bandwidth is the median distance, not
+    differentiated."""
+    both = torch.cat([a, b])
+    distances = torch.cdist(both, both).square()
+    h2 = distances.detach()[distances.detach() > 0].median().clamp_min(1e-12) / 2
+    kernel = torch.exp(-distances / (2 * h2))
+    n = len(a)
+    return kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2 * kernel[:n, n:].mean()

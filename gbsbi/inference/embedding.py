@@ -24,16 +24,17 @@ class MapEmbedding(nn.Module):
     Args:
         bins: R, bins per axis of the reduced map.
         config: the network's sizes.
+        aged: whether x ends with the window's age (:class:`InputLayout`).
     """
 
-    def __init__(self, bins: int, config: EmbeddingConfig) -> None:
+    def __init__(self, bins: int, config: EmbeddingConfig, aged: bool = False) -> None:
         super().__init__()
         if bins % 2 ** len(config.channels):
             raise ValueError(
                 f"{bins} bins cannot be pooled {len(config.channels)} times by 2; choose bins "
                 f"divisible by {2 ** len(config.channels)}"
             )
-        self.layout = InputLayout(bins)
+        self.layout = InputLayout(bins, aged)
         size = self.layout.size
         self.register_buffer("shift", torch.zeros(size))
         self.register_buffer("scale", torch.ones(size))

@@ -17,7 +17,7 @@ import torch
 
 from gbsbi.errors import GbsbiError
 from gbsbi.inference.data import ScanInputs, scan_inputs, temperature_warnings
-from gbsbi.inference.inputs import SCALARS, InputLayout
+from gbsbi.inference.inputs import SCALARS
 from gbsbi.inference.model import TrainedModel, load_model
 from gbsbi.inference.npe.predict import GbPosterior
 from gbsbi.io.posteriors import (
@@ -65,7 +65,7 @@ def draw_posteriors(
             parts.append(posterior.sample_batched((draws,), x=batch).numpy())
             bar.update(len(batch))
     theta = np.concatenate(parts, axis=1)  # (draws, scans, 3)
-    layout = InputLayout(posterior.model.spec.inputs.bins)
+    layout = posterior.model.spec.inputs.layout
     scalars = scans.x[:, layout.scalars]
     corrected = np.where(scalars[:, SCALARS.index("noise_only")] > 0, np.nan,
                          scalars[:, SCALARS.index("phi_corrected")])
@@ -75,31 +75,38 @@ def draw_posteriors(
         scan=maps.names(), temperature=maps.temperature, q=maps.q,
         phi=scalars[:, SCALARS.index("phi")].astype(np.float64),
         phi_corrected=corrected.astype(np.float64), group=maps.group, truth=maps.theta,
+        age=maps.age,
     )
 
 
-def with_misspecification(model: TrainedModel, scans: ScanInputs,
-                          draws: PosteriorDraws) -> PosteriorDraws:
-    """The draws with each scan's misspecification p-value, where the model has a
-    reference (:mod:`gbsbi.validation.misspecification`); unchanged where it has none."""
-    from gbsbi.validation.misspecification import scan_pvalues
+def with_misspecification(model: TrainedModel, scans: ScanInputs, draws: PosteriorDraws,
+                          seed: int = 0) -> PosteriorDraws:
+    """The draws with each scan's misspecification p-values (combined and per statistic),
+    where the model has a reference (:mod:`gbsbi.validation.misspecification`); unchanged
+    where it has none."""
+    from gbsbi.validation.misspecification import scan_tests
 
-    tested = scan_pvalues(model, scans.x)
+    flat = draws.theta.reshape(-1, *draws.theta.shape[2:])
+    tested = scan_tests(model, scans.x, scans.maps.C, scans.maps.temperature, flat, seed)
     if tested is None:
         return draws
-    p, alpha = tested
-    return replace(draws, misspecification=p, alpha=alpha)
+    return replace(draws, misspecification=tested.p, alpha=tested.alpha, tests=tested.tests)
 
 
 def misspecification_warnings(model: TrainedModel, draws: PosteriorDraws) -> list[str]:
-    """One warning per flagged scan, or one that the model has no reference."""
+    """One warning per flagged scan (with the statistics that flag it), one where the model
+    has no reference, and one where its density fits poorly."""
     if draws.misspecification is None:
         return [f"{model.directory}: the model has no misspecification reference, so no scan "
                 "is tested; fit one with `gbsbi misspec MODEL_DIR --fit-reference BANK.h5`"]
     names = unique_names(draws.scan)
-    return [f"scan {names[k]!r} is unlike the simulations (misspecification p = "
-            f"{draws.misspecification[k]:.3f} < {draws.alpha:g}); its posterior assumes a "
-            "model that does not describe it" for k in np.flatnonzero(draws.flagged)]
+    out = []
+    for k in np.flatnonzero(draws.flagged):
+        detail = ", ".join(f"{name} p = {p[k]:.3f}" for name, p in (draws.tests or {}).items())
+        out.append(f"scan {names[k]!r} is unlike the simulations (misspecification p = "
+                   f"{draws.misspecification[k]:.3f} < {draws.alpha:g}; {detail}): its "
+                   "posterior assumes a model that does not describe it, do not trust it")
+    return out
 
 
 def outputs(out: str | os.PathLike) -> tuple[Path, Path, Path]:
@@ -139,7 +146,7 @@ def infer_to_files(
     for line in temperature_warnings(scans.maps, spec.prior, "posterior"):
         warn(line)
     drawn = draw_posteriors(posterior, scans, draws, seed=seed, show_progress=None)
-    result = with_misspecification(model, scans, drawn)
+    result = with_misspecification(model, scans, drawn, seed)
     attrs = {"model": str(model.directory), "model_hash": model.hash, "maps": str(maps),
              "maps_hash": scans.content_hash, "seed": seed, "estimator": spec.kind,
              "draws_per_scan": draws}
@@ -156,8 +163,35 @@ def infer_to_files(
         folder.mkdir(exist_ok=True)
         corner_plots(result, spec.prior, folder)
         intervals_plot(result, spec.prior, folder / "intervals.png")
-        log(f"wrote {len(rows)} corner plots and intervals.png to {folder}")
+        residuals = residual_plots(model, scans, result, folder, seed)
+        log(f"wrote {len(rows)} corner plots, intervals.png"
+            + (f" and the predictive residual maps of {residuals} flagged scans"
+               if residuals else "") + f" to {folder}")
     return result
+
+
+def residual_plots(model: TrainedModel, scans: ScanInputs, result: PosteriorDraws,
+                   folder: Path, seed: int = 0) -> int:
+    """The predictive check of each flagged scan (``residual_<scan>.png``: the map, a
+    replicate, the residual in predictive sd, Phi, cuts); returns how many."""
+    from gbsbi.plots.posterior import safe_name
+    from gbsbi.plots.ppc import ppc_plot
+    from gbsbi.validation.ppc import check_scan
+    from gbsbi.validation.statistics import PPC_DRAWS
+
+    spec = model.spec
+    flat = result.theta.reshape(-1, *result.theta.shape[2:])
+    rng = np.random.default_rng(seed)
+    names = unique_names(result.scan)
+    flagged = np.flatnonzero(result.flagged)
+    for k in flagged:
+        check = check_scan(flat[:PPC_DRAWS, k], float(scans.maps.temperature[k]),
+                           scans.maps.C[k], spec.experiment, spec.nuisance, rng,
+                           None if spec.sample.single else spec.sample)
+        title = (f"{names[k]}: FLAGGED, not to be trusted (misspecification p = "
+                 f"{result.misspecification[k]:.3f}); replicates at {PPC_DRAWS} posterior draws")
+        ppc_plot(check, scans.maps.t, title, folder / f"residual_{safe_name(names[k])}.png")
+    return len(flagged)
 
 
 def estimates_to_files(

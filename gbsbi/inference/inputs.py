@@ -14,7 +14,8 @@ For a two-time map C of T frames, the input vector x joins, in this order:
 * ``scalars``: the plain Phi, the noise-corrected Phi (0 where it is undefined), a flag that is
   1 where it is undefined (a map of nothing but noise), log10 of the noise variance s2 per
   element (:func:`gbsbi.summaries.phi_noise.noise_summary`) and the temperature, scaled to
-  [-1, 1] over the prior's range.
+  [-1, 1] over the prior's range; for a model whose windows have ages, then the age, scaled to
+  [-1, 1] over the prior's range of ages.
 
 Bins are graded: bin edges e_k = T (exp(g k / R) - 1) / (exp(g) - 1), so the first bins are
 about one frame wide and the last about e^g times wider. Early ages and short lags are where a
@@ -47,11 +48,14 @@ class InputConfig:
         bins: R, bins per axis of the reduced map and of the lag profile.
         grading: g, growth of the bin width along the axis (0 = uniform blocks).
         temperature: (low, high) in K mapped to [-1, 1]; the prior's range of T.
+        age: (low, high) in s mapped to [-1, 1], the prior's range of window ages; None: the
+            network sees no age (every window starts at the initial shape).
     """
 
     bins: int = 32
     grading: float = 2.0
     temperature: tuple[float, float] = (300.0, 500.0)
+    age: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "temperature", tuple(float(v) for v in self.temperature))
@@ -62,16 +66,30 @@ class InputConfig:
         low, high = self.temperature
         if not high > low:
             raise ValueError(f"temperature range must have high > low, got {self.temperature}")
+        if self.age is not None:
+            object.__setattr__(self, "age", tuple(float(v) for v in self.age))
+            if not self.age[1] > self.age[0] >= 0:
+                raise ValueError(f"age range must have high > low >= 0, got {self.age}")
+
+    @property
+    def layout(self) -> InputLayout:
+        """Where each part sits in x."""
+        return InputLayout(self.bins, self.age is not None)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if self.age is None:  # the record of a model without ages, as before ages existed
+            del out["age"]
+        return out
 
 
 @dataclass(frozen=True)
 class InputLayout:
-    """Where each part sits in the input vector x of length :attr:`size`."""
+    """Where each part sits in the input vector x of length :attr:`size`; with ``aged`` the
+    age follows the scalars of SCALARS as one more scalar."""
 
     bins: int
+    aged: bool = False
 
     @property
     def map(self) -> slice:
@@ -90,11 +108,11 @@ class InputLayout:
     @property
     def scalars(self) -> slice:
         start = self.bins * (self.bins + 2)
-        return slice(start, start + len(SCALARS))
+        return slice(start, start + len(SCALARS) + self.aged)
 
     @property
     def size(self) -> int:
-        return self.bins * (self.bins + 2) + len(SCALARS)
+        return self.bins * (self.bins + 2) + len(SCALARS) + self.aged
 
 
 def bin_edges(n: int, bins: int, grading: float) -> np.ndarray:
@@ -191,13 +209,16 @@ def _lag_starts(T: int) -> np.ndarray:
     return np.r_[0, np.cumsum(lengths)[:-1]]
 
 
-def network_inputs(C: np.ndarray, temperature: np.ndarray, config: InputConfig) -> np.ndarray:
+def network_inputs(C: np.ndarray, temperature: np.ndarray, config: InputConfig,
+                   age: np.ndarray | None = None) -> np.ndarray:
     """The input vectors x of a batch of maps (module docstring).
 
     Args:
         C: two-time maps, shape (n, T, T), with T >= R + 1; NaN marks dropped frames.
         temperature: temperature T of each map in K, shape (n,).
         config: the reduction.
+        age: each window's age in s, shape (n,), or None for 0; used where ``config`` has an
+            age range.
 
     Returns:
         x, shape (n, :attr:`InputLayout.size`), float32.
@@ -220,5 +241,10 @@ def network_inputs(C: np.ndarray, temperature: np.ndarray, config: InputConfig) 
         np.log10(np.maximum(np.nan_to_num(s2, nan=_NOISE_FLOOR), _NOISE_FLOOR)),
         (2 * np.asarray(temperature, dtype=np.float64) - low - high) / (high - low),
     ], axis=1)
+    if config.age is not None:
+        young, old = config.age
+        ages = np.zeros(len(C)) if age is None else np.asarray(age, dtype=np.float64)
+        scalars = np.concatenate([scalars, ((2 * ages - young - old) / (old - young))[:, None]],
+                                 axis=1)
     x = np.concatenate([reduced.reshape(len(C), -1), fraction, lags, scalars], axis=1)
     return x.astype(np.float32)

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from gbsbi.errors import GbsbiError
 from gbsbi.inference.config import TrainConfig
+from gbsbi.inference.device import ThreadPolicy
 from gbsbi.io.atomic import atomic_path
 
 #: The losses of one batch: named scalar tensors, ``loss`` among them.
@@ -108,6 +109,7 @@ def fit(
     state: dict | None = None,
     progress: Callable[[float, dict], None] | None = None,
     max_seconds: float | None = None,
+    threads: ThreadPolicy | None = None,
 ) -> list[dict]:
     """Train ``module`` in place on ``losses``; return the history (module docstring).
 
@@ -130,6 +132,8 @@ def fit(
         progress: called with the epochs done (a fraction within the current one) and the
             last epoch's record.
         max_seconds: stop after the epoch in which this much training time has passed.
+        threads: sets torch's thread count before every epoch (the cores other processes
+            leave free); None leaves it as it is.
 
     Returns:
         The records of earlier stages, then one per epoch: ``stage`` (when given), ``epoch``,
@@ -170,6 +174,8 @@ def fit(
             break
         if max_seconds is not None and sum(r["seconds"] for r in mine) >= max_seconds:
             break
+        if threads is not None:
+            threads.update()
         module.train()
         start, sums = time.perf_counter(), {}
         for k, batch in enumerate(fit_idx[torch.randperm(len(fit_idx), generator=generator)]

@@ -36,6 +36,7 @@ def train_model(
     cache: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
     show_progress: bool | None = None,
+    threads: int | None = None,
 ) -> TrainedModel:
     """Train an estimator on a bank and write its model directory.
 
@@ -56,9 +57,12 @@ def train_model(
             :func:`gbsbi.inference.data.default_cache`), or None.
         log: where messages go.
         show_progress: progress bars (None: a bar on a terminal, lines in a log).
+        threads: torch's CPU threads (None: the cores other processes leave free, looked at
+            every epoch).
     """
     estimator = estimator or NpeConfig()
     run = prepare(bank, out, training, estimator, experimental=experimental,
                   architecture=architecture, device=device, resume=resume,
-                  overwrite=overwrite, cache=cache, log=log, show_progress=show_progress)
+                  overwrite=overwrite, cache=cache, log=log, show_progress=show_progress,
+                  threads=threads)
     return TRAINERS[estimator.kind](run, log=log, show_progress=show_progress)

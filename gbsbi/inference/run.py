@@ -21,7 +21,7 @@ import torch
 from gbsbi.errors import GbsbiError
 from gbsbi.inference.config import Architecture, TrainConfig
 from gbsbi.inference.data import BankInputs, ScanInputs, bank_inputs, read_bank_setup, scan_inputs
-from gbsbi.inference.device import configure, cpu_threads
+from gbsbi.inference.device import ThreadPolicy, configure, cpu_threads
 from gbsbi.inference.inputs import SCALARS, InputConfig, InputLayout
 from gbsbi.inference.npe.config import NpeConfig
 from gbsbi.inference.point.config import PointConfig
@@ -47,6 +47,7 @@ class Run:
         surrogate: the fitted Phi surrogate, frozen.
         surrogate_figures: its held-out figures.
         resume: continue an interrupted run in ``out``.
+        threads: torch's thread policy, updated every epoch.
     """
 
     bank: str | os.PathLike
@@ -60,6 +61,7 @@ class Run:
     surrogate: PhiSurrogate
     surrogate_figures: dict
     resume: bool = False
+    threads: ThreadPolicy | None = None
 
     @property
     def experimental(self) -> torch.Tensor | None:
@@ -136,6 +138,7 @@ def prepare(
     cache: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
     show_progress: bool | None = None,
+    threads: int | None = None,
 ) -> Run:
     """Every input checked, the output directory made, the bank reduced and the Phi
     surrogate fitted (arguments: :func:`gbsbi.inference.pipeline.train_model`)."""
@@ -145,7 +148,8 @@ def prepare(
     if adapts(training, estimator) and experimental is None:
         raise GbsbiError("--coral and --phi-weight need --experimental MAPS.h5 (the unlabelled "
                          "maps to adapt to)")
-    torch_device = configure(device)
+    policy = ThreadPolicy(threads)
+    torch_device = configure(device, policy=policy)
     data, scans, spec = _read_inputs(bank, experimental, training, estimator, architecture,
                                      cache, log, show_progress)
     # the networks' settings; an estimator's own stages are checked by its trainer
@@ -159,11 +163,11 @@ def prepare(
     out.mkdir(exist_ok=True)
     x, u = torch.as_tensor(data.x), torch.as_tensor(data.u)
     surrogate, surrogate_figures = fit_surrogate(
-        *surrogate_data(x, u, InputLayout(spec.inputs.bins)), spec.surrogate, training.seed)
+        *surrogate_data(x, u, spec.inputs.layout), spec.surrogate, training.seed)
     log(f"Phi surrogate: held-out RMSE {surrogate_figures['rmse']:.3f}, "
         f"{surrogate_figures['coverage_68']:.0%} of held-out maps within one sd")
     return Run(bank, experimental, out, data, scans, spec, torch_device, settings, surrogate,
-               surrogate_figures, resume)
+               surrogate_figures, resume, policy)
 
 
 def _read_inputs(
@@ -180,7 +184,8 @@ def _read_inputs(
     if setup.measurement == "none":
         log(f"warning: {bank} holds noiseless maps; a model trained on them is not fit for "
             "measured maps (simulate the bank with --measurement fast)")
-    inputs = InputConfig(architecture.bins, architecture.grading, setup.prior.temperature)
+    inputs = InputConfig(architecture.bins, architecture.grading, setup.prior.temperature,
+                         setup.prior.age if setup.prior.aged else None)
     scans = None
     if experimental is not None:
         scans = scan_inputs(experimental, setup.config, inputs)

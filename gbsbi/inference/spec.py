@@ -17,7 +17,14 @@ from gbsbi.inference.config import EmbeddingConfig, SurrogateConfig, TrainConfig
 from gbsbi.inference.inputs import InputConfig
 from gbsbi.inference.npe.config import NpeConfig
 from gbsbi.inference.point.config import PointConfig
-from simulators.config import ConfigError, ExperimentConfig, MeasurementPrior, Prior, SamplePrior
+from simulators.config import (
+    SINGLE_BOUNDARY,
+    ConfigError,
+    ExperimentConfig,
+    MeasurementPrior,
+    Prior,
+    SamplePrior,
+)
 
 FORMAT = "gbsbi-model"
 VERSION = 1
@@ -48,7 +55,7 @@ class ModelSpec:
     surrogate: SurrogateConfig
     training: TrainConfig
     estimator: NpeConfig | PointConfig
-    sample: SamplePrior = SamplePrior(boundaries=(1, 1), length_spread=(0.0, 0.0))
+    sample: SamplePrior = SINGLE_BOUNDARY
 
     @property
     def kind(self) -> str:

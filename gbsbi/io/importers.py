@@ -7,6 +7,12 @@ temperature (K), frame times (s) and scan names, from the file where it records 
 flags otherwise (a flag, when given, wins). Several files are concatenated; they must cover the
 same time window, since a maps file has one time axis t.
 
+Long measurements (``window``, ``stride``): each map is cut into windows of ``window`` s along
+its diagonal, one every ``stride`` s, each resampled to the target grid as a map of its own. A
+window's **age** is the time of its first frame since the start of the measurement; its scan
+is named after the file's and its age (``NAME@600s``), and its group is the file's stem unless
+``group`` says otherwise.
+
 The module returns its messages instead of printing them; ``gbsbi import`` prints them.
 """
 
@@ -42,6 +48,8 @@ class ImportOptions:
         scan: scan identifiers, one per map or one per file; None = from the file names.
         group: groups: one, one per map or one per file; None = no groups.
         n_frames: target number of frames T'; None keeps the native grid (all inputs must agree).
+        window: cut each map into windows of this many s along its diagonal, or None.
+        stride: s between the starts of consecutive windows (with ``window``).
     """
 
     fmt: str = "auto"
@@ -52,6 +60,8 @@ class ImportOptions:
     scan: tuple[str, ...] | None = None
     group: tuple[str, ...] | None = None
     n_frames: int | None = DEFAULT_FRAMES
+    window: float | None = None
+    stride: float | None = None
 
 
 @dataclass(frozen=True)
@@ -167,14 +177,23 @@ def _condition(
     return np.concatenate(out)
 
 
-def _frame_times(raws: list[RawMaps], given: tuple[float, ...] | None) -> np.ndarray:
-    """Frame time of each file in s."""
+def _frame_times(raws: list[RawMaps], given: tuple[float, ...] | None,
+                 strict: bool = False) -> np.ndarray:
+    """Frame time of each file in s (``strict``: a file that records one must agree with
+    ``--frame-time``, since windows are cut by it)."""
     if given is not None:
         if len(given) not in (1, len(raws)):
             raise GbsbiError(
                 f"--frame-time takes 1 value or one per file ({len(raws)}); got {len(given)}"
             )
-        return _positive(np.broadcast_to(given, (len(raws),)), "--frame-time")
+        dts = _positive(np.broadcast_to(given, (len(raws),)), "--frame-time")
+        for raw, dt in zip(raws, dts, strict=True):
+            if strict and raw.frame_time is not None and \
+                    not np.isclose(raw.frame_time, dt, rtol=WINDOW_RTOL):
+                raise GbsbiError(f"{raw.path}: its frames are {raw.frame_time:g} s apart, "
+                                 f"--frame-time says {dt:g} s; the windows need the true frame "
+                                 "time")
+        return dts
     for raw in raws:
         if raw.frame_time is None:
             why = f" ({raw.why_no_frame_time})" if raw.why_no_frame_time else ""
@@ -231,6 +250,26 @@ def _grid(
     return int(n_frames), float(windows[0] / n_frames)
 
 
+def _windows(raw: RawMaps, T: int, dt: float, options: ImportOptions) -> np.ndarray:
+    """The first frame of each window of one file's maps (``window`` s every ``stride`` s);
+    a single window at frame 0 without ``window``."""
+    if options.window is None:
+        return np.zeros(1, dtype=np.int64)
+    if options.stride is None or not options.stride > 0:
+        raise GbsbiError(f"--stride must be > 0 s with --window, got {options.stride}")
+    if not options.window > 0:
+        raise GbsbiError(f"--window must be > 0 s, got {options.window}")
+    width = int(round(options.window / dt))
+    step = int(round(options.stride / dt))
+    if width > T:
+        raise GbsbiError(f"{raw.path}: --window {options.window:g} s is {width} frames of "
+                         f"{dt:g} s, longer than its maps ({T} frames, {T * dt:g} s)")
+    if width < 2 or step < 1:
+        raise GbsbiError(f"{raw.path}: --window {options.window:g} s and --stride "
+                         f"{options.stride:g} s are shorter than its frames ({dt:g} s)")
+    return np.arange(0, T - width + 1, step, dtype=np.int64)
+
+
 def _load(raw: RawMaps, i: int) -> np.ndarray:
     try:
         return np.asarray(raw.maps[i][()], dtype=np.float64)
@@ -257,23 +296,26 @@ def _survey(
 
 
 def _convert(
-    raw: RawMaps, options: ImportOptions, n_frames: int, out: np.ndarray
+    raw: RawMaps, options: ImportOptions, n_frames: int, out: np.ndarray,
+    starts: np.ndarray, width: int,
 ) -> tuple[list[str], list[str]]:
-    """Read, check and resample the maps of one file into out, shape (m, T', T').
+    """Read, check and resample the maps of one file into out, shape (m w, T', T'): map i's
+    windows (first frames ``starts``, ``width`` frames each) at rows i w ... (i + 1) w - 1.
 
     Returns:
         Notes and warnings.
     """
     asym, stored, how = [], [], "kept"
     with open_maps(raw.path, options.fmt, options.key) as live:
-        T = live.maps[0].shape[0]
+        T = width
         for i, label in enumerate(live.labels):
             C, triangle, asymmetry = check_map(_load(live, i), f"{live.path}: {label}")
             stored += [triangle] if triangle else []
             if asymmetry > SYMMETRY_TOL:
                 asym.append((asymmetry, label))
-            resampled, how = resample(C[None], n_frames)
-            out[i] = resampled[0]
+            for k, s in enumerate(starts):
+                resampled, how = resample(C[None, s:s + width, s:s + width], n_frames)
+                out[i * len(starts) + k] = resampled[0]
     notes, warnings = [], []
     m = len(raw.maps)
     lead = f"{raw.path.name}: " + (f"{m} maps, " if m > 1 else "")
@@ -283,6 +325,8 @@ def _convert(
         notes.append(f"{lead}binned {T} -> {n_frames} frames (block average of {T // n_frames})")
     elif how == "interpolated":
         notes.append(f"{lead}resampled {T} -> {n_frames} frames by linear interpolation")
+    if len(starts) > 1 or options.window is not None:
+        notes.append(f"{lead}cut into {len(starts)} window(s) of {T} frames per map")
     if asym:
         worst, label = max(asym)
         warnings.append(
@@ -312,19 +356,45 @@ def import_maps(paths: list[str | os.PathLike], options: ImportOptions) -> Impor
     counts = [len(raw.maps) for raw in raws]
     temperature = _condition(raws, options.temperature, "temperature", "--temperature", "K", notes)
     q = _condition(raws, options.q, "q", "--q", "nm^-1", notes)
-    dts = _frame_times(raws, options.frame_time)
+    dts = _frame_times(raws, options.frame_time, strict=options.window is not None)
     scan = _scans(raws, options.scan)
     group = _spread(options.group, "--group", counts)
-    n_frames, dt = _grid(raws, frames, dts, options.n_frames)
-    C = np.empty((sum(counts), n_frames, n_frames), dtype=np.float32)
+    starts = [_windows(raw, T, dt, options) for raw, T, dt in zip(raws, frames, dts, strict=True)]
+    widths = [T if options.window is None else int(round(options.window / dt))
+              for T, dt in zip(frames, dts, strict=True)]
+    n_frames, dt = _grid(raws, widths, dts, options.n_frames)
+    per_map = [len(s) for s in starts]
+    C = np.empty((sum(m * w for m, w in zip(counts, per_map, strict=True)), n_frames, n_frames),
+                 dtype=np.float32)
     warnings: list[str] = []
     start = 0
-    for raw, m in zip(raws, counts, strict=True):
-        more_notes, more_warnings = _convert(raw, options, n_frames, C[start:start + m])
+    for raw, m, first, width in zip(raws, counts, starts, widths, strict=True):
+        size = m * len(first)
+        more_notes, more_warnings = _convert(raw, options, n_frames, C[start:start + size],
+                                             first, width)
         notes += more_notes
         warnings += more_warnings
-        start += m
-    maps = Maps(
-        C=C, t=dt * np.arange(n_frames), temperature=temperature, q=q, scan=scan, group=group
-    )
+        start += size
+    conditions = {"temperature": temperature, "q": q, "scan": scan, "group": group}
+    if options.window is not None:
+        conditions = _windowed(conditions, raws, counts, starts, dts, options)
+    maps = Maps(C=C, t=dt * np.arange(n_frames), **conditions)
     return ImportResult(maps, tuple(notes), tuple(warnings))
+
+
+def _windowed(conditions: dict, raws: list[RawMaps], counts: list[int],
+              starts: list[np.ndarray], dts: np.ndarray, options: ImportOptions) -> dict:
+    """The windows' conditions: each map's repeated per window, the age, the scan named after
+    its map and age, the group the file's stem unless ``--group`` names one."""
+    repeat = np.concatenate([np.full(m, len(s)) for m, s in zip(counts, starts, strict=True)])
+    ages = np.concatenate([np.tile(s * dt, m) for m, s, dt in zip(counts, starts, dts,
+                                                                   strict=True)])
+    names = np.repeat(np.asarray(conditions["scan"], dtype=str), repeat)
+    scan = np.array([f"{name}@{age:g}s" for name, age in zip(names, ages, strict=True)])
+    if options.group is not None:
+        group = np.repeat(np.asarray(conditions["group"], dtype=str), repeat)
+    else:
+        group = np.concatenate([np.full(m * len(s), raw.path.stem)
+                                for raw, m, s in zip(raws, counts, starts, strict=True)])
+    return {"temperature": np.repeat(conditions["temperature"], repeat),
+            "q": np.repeat(conditions["q"], repeat), "scan": scan, "group": group, "age": ages}

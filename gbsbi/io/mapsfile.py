@@ -14,6 +14,8 @@ attr ``version``    int, 1                   layout version
 ``scan``            str (n,), optional       scan identifiers
 ``group``           str (n,), optional       material or grain-size group
 ``theta``           float64 (n, 3), optional true (D, sigma, c) where known
+``age``             float64 (n,), optional   s since the start of the measurement at the
+                                             window's first frame (absent: 0)
 ==================  =======================  ==============================================
 
 Reading is defensive, since a maps file may come from anywhere: :func:`open_maps_file` checks the
@@ -48,7 +50,7 @@ VERSION = 1
 MAX_MAPS_BYTES = 16 * 2**30
 #: Datasets of one value per map: name -> trailing shape, and whether it holds text.
 PER_MAP = {"temperature": ((), False), "q": ((), False), "scan": ((), True),
-           "group": ((), True), "theta": ((3,), False)}
+           "group": ((), True), "theta": ((3,), False), "age": ((), False)}
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class Maps:
         scan: scan identifiers, shape (n,), or None.
         group: material or grain-size groups, shape (n,), or None.
         theta: true (D [nm^2/s], sigma [J/m^2], c [1]) where known, shape (n, 3), or None.
+        age: each map's age t_w in s (the start of its window since the start of the
+            measurement), shape (n,), or None for 0.
     """
 
     C: np.ndarray
@@ -72,6 +76,7 @@ class Maps:
     scan: np.ndarray | None = None
     group: np.ndarray | None = None
     theta: np.ndarray | None = None
+    age: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         C = np.asarray(self.C, dtype=np.float32)
@@ -97,6 +102,18 @@ class Maps:
             if theta.shape != (n, 3):
                 raise GbsbiError(f"theta must have shape ({n}, 3), found {theta.shape}")
             object.__setattr__(self, "theta", theta)
+        if self.age is not None:
+            age = np.asarray(self.age, dtype=np.float64)
+            if age.shape != (n,):
+                raise GbsbiError(f"age must have shape ({n},), found {age.shape}")
+            if not (np.all(np.isfinite(age)) and np.all(age >= 0)):
+                raise GbsbiError("age must be finite and >= 0 s")
+            object.__setattr__(self, "age", age)
+
+    @property
+    def ages(self) -> np.ndarray:
+        """Each map's age in s, shape (n,): 0 where the file records none."""
+        return np.zeros(len(self)) if self.age is None else self.age
 
     def __len__(self) -> int:
         return self.C.shape[0]
@@ -168,6 +185,8 @@ def write_maps(
                 f.create_dataset(name, data=value.astype(object), dtype=h5py.string_dtype())
         if maps.theta is not None:
             f["theta"] = maps.theta
+        if maps.age is not None:
+            f["age"] = maps.age
         for name, value in (extra or {}).items():
             value = np.asarray(value)
             chunks = map_chunks(T) if value.shape[1:] == (T, T) else None
@@ -235,7 +254,7 @@ class MapsReader:
         self._check_shape("t", self._dataset("t", text=False), (self.T,))
         for name in ("temperature", "q"):
             self._check_shape(name, self._dataset(name, text=False), (self.n,))
-        for name in ("scan", "group", "theta"):
+        for name in ("scan", "group", "theta", "age"):
             if self.has(name):
                 trailing, text = PER_MAP[name]
                 self._check_shape(name, self._dataset(name, text), (self.n, *trailing))
@@ -374,6 +393,8 @@ def read_maps(path: str | os.PathLike) -> Maps:
                 data[name] = reader.text(name)
         if reader.has("theta"):
             data["theta"] = reader.values("theta", (3,))
+        if reader.has("age"):
+            data["age"] = reader.values("age", finite=True)
     try:
         return Maps(**data)
     except GbsbiError as err:

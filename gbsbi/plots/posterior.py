@@ -37,7 +37,8 @@ def safe_name(scan: str) -> str:
 
 
 def corner(
-    samples: np.ndarray, prior: Prior, title: str, path: Path, truth: np.ndarray | None = None
+    samples: np.ndarray, prior: Prior, title: str, path: Path, truth: np.ndarray | None = None,
+    flagged: str = "",
 ) -> Path:
     """Corner plot of one scan's draws.
 
@@ -47,6 +48,8 @@ def corner(
         title: the figure's title.
         path: the PNG to write.
         truth: true (D, sigma, c), shape (3,), marked in red, or None.
+        flagged: why the scan is flagged as unlike the simulations ('' where it is not): the
+            figure then says its posterior is not to be trusted.
     """
     plt = _plt()
     values = np.stack([_scaled(samples[:, k], n) for k, n in enumerate(NAMES)], axis=1)
@@ -84,8 +87,13 @@ def corner(
                 ax.set_ylabel(_label(NAMES[i]))
             elif j > 0:
                 ax.set_yticklabels([])
+    if flagged:
+        title = f"FLAGGED, NOT TO BE TRUSTED ({flagged})\n{title}"
+        fig.patch.set_edgecolor("C3")
+        fig.patch.set_linewidth(6)
     fig.suptitle(title + "\n(dashed: 90 % interval" + ("" if truth is None else
-                                                     "; red: true value") + ")", fontsize=10)
+                                                     "; red: true value") + ")", fontsize=10,
+                 color="C3" if flagged else "black")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -98,13 +106,19 @@ def corner_plots(draws: PosteriorDraws, prior: Prior, folder: Path) -> list[Path
     for k, scan in enumerate(unique_names(draws.scan)):
         title = f"{scan}: T = {draws.temperature[k]:.0f} K, Phi_corr = {draws.phi_corrected[k]:.2f}"
         truth = None if draws.truth is None else draws.truth[k]
+        flagged = ""
+        if draws.flagged[k]:
+            flagged = (f"misspecification p = {draws.misspecification[k]:.3f}"
+                       + (f"; {', '.join(draws.reasons(k))}" if draws.reasons(k) else ""))
         paths.append(corner(flat[:, k], prior, title, folder / f"corner_{safe_name(scan)}.png",
-                            truth))
+                            truth, flagged))
     return paths
 
 
 def intervals_plot(draws: PosteriorDraws, prior: Prior, path: Path) -> Path:
-    """Posterior median and 90 % interval of each scan against temperature, per group.
+    """Posterior median and 90 % interval of each scan against temperature, per group, or
+    against the window's age where the maps have ages (the windows of long measurements); flagged
+    scans (unlike the simulations) as hollow red markers, not to be trusted.
 
     The median, not the mean: a skewed posterior (sigma over decades) can have its mean above
     its 95 % quantile, and the marker must sit inside its own interval.
@@ -115,20 +129,28 @@ def intervals_plot(draws: PosteriorDraws, prior: Prior, path: Path) -> Path:
     groups = np.array([""] * len(draws.scan)) if draws.group is None else draws.group
     names = list(dict.fromkeys(groups))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
-    span = np.ptp(draws.temperature) or 1.0
+    aged = draws.age is not None and np.any(draws.age > 0)
+    along = np.asarray(draws.age if aged else draws.temperature, dtype=float)
+    span = np.ptp(along) or 1.0
     for g, group in enumerate(names):
         pick = np.flatnonzero(groups == group)
-        # Repeats at one temperature sit side by side, not on top of each other.
+        # Repeats at one temperature (age) sit side by side, not on top of each other.
         offsets = np.zeros(len(pick))
-        for t in np.unique(draws.temperature[pick]):
-            same = np.flatnonzero(draws.temperature[pick] == t)
+        for t in np.unique(along[pick]):
+            same = np.flatnonzero(along[pick] == t)
             offsets[same] = (np.arange(len(same)) - (len(same) - 1) / 2) * span * 0.012
         offsets += (g - (len(names) - 1) / 2) * span * 0.004
+        bad = draws.flagged[pick]
         for j, ax in enumerate(axes):
-            x = draws.temperature[pick] + offsets
+            x = along[pick] + offsets
             err = np.stack([mid[pick, j] - low[pick, j], high[pick, j] - mid[pick, j]])
-            ax.errorbar(x, mid[pick, j], yerr=err, fmt="o", ms=3, capsize=2, color=f"C{g}",
-                        label=group or None)
+            good = ~bad
+            ax.errorbar(x[good], mid[pick, j][good], yerr=err[:, good], fmt="o", ms=3,
+                        capsize=2, color=f"C{g}", label=group or None)
+            if bad.any():  # flagged scans: hollow red markers, dotted bars
+                ax.errorbar(x[bad], mid[pick, j][bad], yerr=err[:, bad], fmt="o", ms=5,
+                            mfc="none", mec="C3", ecolor="C3", ls="none", capsize=2,
+                            elinewidth=0.8, label="flagged: not to be trusted")
             if draws.truth is not None:
                 for value in np.unique(draws.truth[pick, j]):
                     ax.axhline(value, color=f"C{g}", ls="--", lw=1)
@@ -136,10 +158,12 @@ def intervals_plot(draws: PosteriorDraws, prior: Prior, path: Path) -> Path:
         ax.set_ylim(spec.low, spec.high)
         if spec.scale == "log":
             ax.set_yscale("log")
-        ax.set_xlabel("T [K]")
+        ax.set_xlabel("window age [s]" if aged else "T [K]")
         ax.set_ylabel(LABELS[spec.name])
-    if len(names) > 1 or names[0]:
-        axes[0].legend(fontsize=8)
+    if len(names) > 1 or names[0] or draws.flagged.any():
+        handles, labels = axes[0].get_legend_handles_labels()
+        unique = dict(zip(labels, handles, strict=True))
+        axes[0].legend(unique.values(), unique.keys(), fontsize=8)
     note = "; dashed: true values" if draws.truth is not None else ""
     fig.suptitle(f"posterior median and 90 % interval per scan{note}", fontsize=10)
     fig.savefig(path, dpi=110)

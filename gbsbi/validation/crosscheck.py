@@ -116,7 +116,7 @@ class EmceeResult:
 
 def run_emcee(
     log_prob: Callable[[np.ndarray], np.ndarray], start: np.ndarray, config: EmceeConfig,
-    seed: int = 0,
+    seed: int = 0, names: tuple[str, ...] | None = None,
 ) -> EmceeResult:
     """Sample with emcee until the chain is long against its autocorrelation time.
 
@@ -125,6 +125,7 @@ def run_emcee(
         start: initial walkers, shape (walkers, d), all with finite log_prob.
         config: run settings.
         seed: seeds emcee's random state.
+        names: the parameters' names (default u_D, u_sigma, u_c).
 
     Returns:
         The draws after discarding 2 max(tau) steps and keeping every min(tau) / 2-th, with
@@ -153,11 +154,11 @@ def run_emcee(
     from gbsbi.io.posteriors import arviz
 
     az = arviz()
-    data = az.from_emcee(sampler, var_names=list(NAMES[:dim])).sel(
-        draw=slice(burn, None, thin))
-    rhat = np.array([float(az.rhat(data)[n]) for n in NAMES[:dim]])
-    ess = np.array([float(az.ess(data, method="bulk")[n]) for n in NAMES[:dim]])
-    samples = np.stack([data.posterior[n].values for n in NAMES[:dim]], axis=-1)
+    names = list(names or NAMES[:dim])
+    data = az.from_emcee(sampler, var_names=names).sel(draw=slice(burn, None, thin))
+    rhat = np.array([float(az.rhat(data)[n]) for n in names])
+    ess = np.array([float(az.ess(data, method="bulk")[n]) for n in names])
+    samples = np.stack([data.posterior[n].values for n in names], axis=-1)
     return EmceeResult(samples, tau, int(sampler.iteration), burn, thin, rhat, ess, converged,
                        time.perf_counter() - begin)
 

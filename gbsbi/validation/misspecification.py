@@ -1,17 +1,26 @@
 r"""Is a scan like the simulations? Per-scan and per-set tests
 (docs/validation.md#misspecification-per-scan).
 
-Per scan: with the reference log-densities l_1..l_m of held-out simulations under the density
-p(f) of the embedding (:mod:`gbsbi.inference.misspecification`), the p-value of a scan with
-features f_o is
+Per scan, several statistics, each calibrated on held-out simulations of the model
+(:mod:`gbsbi.inference.misspecification` holds what they were; :mod:`gbsbi.validation.statistics`
+how each becomes a p-value):
 
-.. math::
+* ``density``: with the reference log-densities l_1..l_m of held-out simulations under the
+  density p(f) of the embedding, the p-value of a scan with features f_o is
 
-    p_o = \frac{1}{m} \sum_{j=1}^{m} \mathbb 1[\, l_j \le \log p(f_o) \,]
+  .. math::
 
-(sbi's ``calc_misspecification_logprob`` test, vectorised over scans): uniform on
-{0, 1/m, ..., 1} for a scan from the simulator and small for one whose features lie where
-simulations do not. One rule decides a flag everywhere (:func:`flagged`): p < alpha.
+      p_o = \frac{1}{m} \sum_{j=1}^{m} \mathbb 1[\, l_j \le \log p(f_o) \,]
+
+  (sbi's ``calc_misspecification_logprob`` test, vectorised over scans): small for a scan
+  whose features lie where simulations do not;
+* ``subspace``: what of the reduced map lies outside the simulations' principal subspace;
+* ``ppc_map`` and ``ppc_phi``: predictive discrepancies of the map and of its plain Phi
+  against replicates at the scan's posterior draws.
+
+They combine into one p-value per scan by their minimum, calibrated on the same held-out
+simulations (:func:`gbsbi.validation.statistics.min_p_combination`). One rule decides a flag
+everywhere (:func:`flagged`): the combined p < alpha.
 
 Per set: sbi's MMD test of the scans' features against the reference features, with a
 permutation null (:func:`gbsbi.inference.sbi_tools.mmd_test`).
@@ -22,10 +31,20 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from gbsbi.errors import GbsbiError
+from gbsbi.validation.statistics import (
+    PPC_DRAWS,
+    conformal_pvalues,
+    loo_pvalues,
+    min_p_combination,
+)
+
+#: The per-scan statistics, in the order they are reported.
+TESTS = ("density", "subspace", "ppc_map", "ppc_phi")
 
 
 def flagged(p: np.ndarray, alpha: float) -> np.ndarray:
@@ -50,15 +69,85 @@ def reference_pvalues(reference, f) -> np.ndarray:  # noqa: ANN001 - a Reference
     return pvalues(np.asarray(reference.log_probs), log_p)
 
 
-def scan_pvalues(model, x: np.ndarray) -> tuple[np.ndarray, float] | None:  # noqa: ANN001
-    """Each scan's p-value for network inputs x, shape (n, D), and the level alpha; None
-    where the model has no reference."""
-    from gbsbi.inference.misspecification import features, load_reference
+@dataclass(frozen=True)
+class ScanTests:
+    """The per-scan tests of a set of scans.
+
+    Attributes:
+        p: the combined p-value of each scan, shape (n,).
+        tests: each statistic's p-value by name (:data:`TESTS`), shape (n,) each.
+        alpha: the level below which a scan is flagged.
+        meta: the reference's record (``misspecification.json``).
+    """
+
+    p: np.ndarray
+    tests: dict[str, np.ndarray]
+    alpha: float
+    meta: dict
+
+    @property
+    def flagged(self) -> np.ndarray:
+        return flagged(self.p, self.alpha)
+
+    def reasons(self, k: int) -> list[str]:
+        """The statistics that flag scan k by themselves (p < alpha); may be empty when only
+        their combination does."""
+        return [name for name, p in self.tests.items() if np.isfinite(p[k]) and p[k] < self.alpha]
+
+
+def scan_tests(model, x: np.ndarray, maps: np.ndarray | None = None,  # noqa: ANN001
+               temperature: np.ndarray | None = None, theta: np.ndarray | None = None,
+               seed: int = 0) -> ScanTests | None:
+    """Every per-scan test of scans with network inputs x, shape (n, D); None where the model
+    has no reference.
+
+    Args:
+        model: the trained posterior estimator (:class:`gbsbi.inference.model.TrainedModel`).
+        x: the scans' network inputs.
+        maps: their maps on the model's grid, shape (n, T, T), for the predictive tests (None:
+            left out).
+        temperature: their temperatures in K, shape (n,).
+        theta: posterior draws, shape (draws, n, 3); the first ``PPC_DRAWS`` of each scan are
+            replicated.
+        seed: seeds the replicates.
+    """
+    from gbsbi.inference.misspecification import (
+        features,
+        load_reference,
+        log_density,
+        standardised,
+    )
+    from gbsbi.validation.ppc import predictive_statistics
 
     reference = load_reference(model)
     if reference is None:
         return None
-    return reference_pvalues(reference, features(model, x)), reference.alpha
+    null_lp = np.asarray(reference.log_probs, dtype=np.float64)
+    log_p = np.asarray(log_density(reference.density, features(model, x)), dtype=np.float64)
+    tests = {"density": conformal_pvalues(null_lp, log_p, False)}
+    nulls = {"density": loo_pvalues(null_lp, False)}
+    if reference.subspace is not None:
+        residual = reference.subspace.residual(standardised(model, x))
+        tests["subspace"] = conformal_pvalues(reference.nulls["subspace"], residual, True)
+        nulls["subspace"] = loo_pvalues(reference.nulls["subspace"], True)
+    if maps is not None and theta is not None and "ppc_map" in reference.nulls:
+        spec, rng = model.spec, np.random.default_rng(seed)
+        sample = None if spec.sample.single else spec.sample
+        raw = np.array([predictive_statistics(theta[:PPC_DRAWS, k], float(temperature[k]),
+                                              maps[k], spec.experiment, spec.nuisance, sample,
+                                              spec.inputs.bins, spec.inputs.grading, rng)
+                        for k in range(len(x))]).reshape(len(x), 2)
+        tests["ppc_map"] = conformal_pvalues(reference.nulls["ppc_map"], raw[:, 0], False)
+        tests["ppc_phi"] = conformal_pvalues(reference.nulls["ppc_phi"], raw[:, 1], False)
+        nulls["ppc_map"] = loo_pvalues(reference.nulls["ppc_map"], False)
+        nulls["ppc_phi"] = loo_pvalues(reference.nulls["ppc_phi"], False)
+    # the null simulations are the same ones, in the same order, for every statistic: the
+    # first m of them have every p-value (the predictive ones are the costliest)
+    m = min(len(v) for v in nulls.values())
+    null_p = np.stack([v[:m] for v in nulls.values()], axis=-1)
+    combined = min_p_combination(np.stack(list(tests.values()), axis=-1), null_p)
+    return ScanTests(combined, tests, reference.alpha, reference.meta)
+
 
 
 def set_test(reference_features: np.ndarray, f: np.ndarray, n_shuffle: int = 1000,
@@ -80,7 +169,7 @@ def fit_reference_to_model(model_dir: str | os.PathLike, bank: str | os.PathLike
                            log: Callable[[str], None] = print) -> None:
     """Fit the reference density into a model trained without one, on the same held-out
     split of its training bank."""
-    from gbsbi.inference.data import bank_inputs, read_bank_setup
+    from gbsbi.inference.data import bank_inputs, bank_maps, read_bank_setup
     from gbsbi.inference.loop import split
     from gbsbi.inference.misspecification import META, fit_and_save_reference
     from gbsbi.inference.model import load_model
@@ -97,7 +186,8 @@ def fit_reference_to_model(model_dir: str | os.PathLike, bank: str | os.PathLike
     data = bank_inputs(bank, model.spec.inputs, cache=cache)
     training = model.spec.training
     _, heldout = split(len(data.x), training.validation_fraction, training.seed)
-    fit_and_save_reference(model, data.x[heldout.numpy()], log)
+    index = heldout.numpy()
+    fit_and_save_reference(model, data.x[index], log, bank_maps(bank, index))
 
 
 def misspec_to_files(model_dir: str | os.PathLike, maps: str | os.PathLike,
@@ -108,6 +198,7 @@ def misspec_to_files(model_dir: str | os.PathLike, maps: str | os.PathLike,
     from gbsbi.inference.data import scan_inputs
     from gbsbi.inference.misspecification import features, load_reference, log_density
     from gbsbi.inference.model import load_model
+    from gbsbi.inference.npe.predict import posterior_draws
     from gbsbi.io.atomic import atomic_folder, check_new_folder
     from gbsbi.io.posteriors import unique_names
     from gbsbi.plots.misspec import misspec_plot
@@ -123,11 +214,14 @@ def misspec_to_files(model_dir: str | os.PathLike, maps: str | os.PathLike,
         log(note)
     f = features(model, scans.x)
     log_p = log_density(reference.density, f).numpy()
-    p = pvalues(reference.log_probs.numpy(), log_p)
-    flags = flagged(p, reference.alpha)
+    tested = scan_tests(model, scans.x, scans.maps.C, scans.maps.temperature,
+                        posterior_draws(model, scans.x, PPC_DRAWS, seed), seed)
+    p, flags = tested.p, tested.flagged
     names = unique_names(scans.maps.names())
     result = {"alpha": reference.alpha,
               "scans": {str(n): float(v) for n, v in zip(names, p, strict=True)},
+              "tests": {name: {str(n): float(v) for n, v in zip(names, values, strict=True)}
+                        for name, values in tested.tests.items()},
               "flagged": [str(n) for n, f_ in zip(names, flags, strict=True) if f_],
               "flag_rate": float(flags.mean()), "reference": reference.meta,
               "model_hash": model.hash, "maps": str(maps), "maps_hash": scans.content_hash}

@@ -38,9 +38,8 @@ from gbsbi.errors import GbsbiError
 from gbsbi.summaries.phi import phi
 from gbsbi.summaries.phi_noise import noise_summary
 from simulators.config import ExperimentConfig, MeasurementPrior, SamplePrior
-from simulators.gb import parts_from_phase
 from simulators.noise import noisy_maps
-from simulators.polycrystal import sample_phase
+from simulators.polycrystal import sample_parts
 
 #: Fraction of the map's side at which the cuts start: t1 = 0, T / 8, T / 4, T / 2.
 CUT_STARTS = (0.0, 0.125, 0.25, 0.5)
@@ -108,8 +107,7 @@ def replicate_maps(
     temps = np.full(len(theta), float(temperature))
     # as simulators.measured.measured_maps, with the nuisances fitted to each draw's own |F|^2
     drawn = None if sample is None else sample.sample(len(theta), rng)
-    phase, weights = sample_phase(theta, temps, config, drawn, rng)
-    real, imag = parts_from_phase(theta, phase, config, weights)
+    real, imag = sample_parts(theta, temps, config, drawn, rng)
     G = real**2 + imag**2
     _, _, s2 = noise_summary(C_obs)
     nuisance = fit_nuisances(C_obs, G, float(s2), measurement)
@@ -120,6 +118,32 @@ def replicate_maps(
     reps[:, missing, :] = np.nan
     reps[:, :, missing] = np.nan
     return reps, nuisance
+
+
+def predictive_statistics(
+    theta: np.ndarray, temperature: float, C_obs: np.ndarray, config: ExperimentConfig,
+    measurement: MeasurementPrior, sample: SamplePrior | None, bins: int, grading: float,
+    rng: np.random.Generator,
+) -> tuple[float, float]:
+    """The raw predictive p-values of one scan for the misspecification test
+    (:mod:`gbsbi.validation.statistics`): of its reduced map and of its plain Phi against
+    replicates at posterior draws ``theta`` (shape (draws, 3)) and its noise level.
+
+    Args:
+        bins, grading: the model's reduction of maps (:class:`gbsbi.inference.inputs.InputConfig`).
+    """
+    from gbsbi.inference.inputs import bin_edges, reduce_map
+    from gbsbi.validation.statistics import predictive_pvalues
+
+    reps, _ = replicate_maps(theta, temperature, C_obs, config, measurement, rng, sample)
+    both = np.concatenate([C_obs[None].astype(np.float32), reps])
+    with warnings.catch_warnings():  # dropped frames: empty bins are NaN-free zeros
+        warnings.simplefilter("ignore", RuntimeWarning)
+        reduced, _ = reduce_map(both, bin_edges(C_obs.shape[-1], bins, grading))
+        phis = phi(both)
+    upper = np.triu_indices(bins)
+    flat = reduced[:, upper[0], upper[1]].astype(np.float64)
+    return predictive_pvalues(flat[0], flat[1:], float(phis[0]), phis[1:])
 
 
 def tail_probability(replicates: np.ndarray, observed: float) -> float:

@@ -11,6 +11,7 @@ path                     from                                            needed
 ``misspec/``             ``gbsbi misspec MODEL MAPS --out RUN/misspec``  no
 ``ppc/``                 ``gbsbi ppc MODEL MAPS RUN/posteriors.nc --out RUN/ppc``  no
 ``crosscheck/``          ``gbsbi crosscheck MODEL MAPS --out RUN/crosscheck``  no
+``groups.nc``            ``gbsbi group MODEL MAPS --out RUN/groups.nc``  no
 =======================  ==============================================  ==========
 
 (a folder with a single other ``*.nc`` posterior file and its ``-plots`` folder works too).
@@ -41,6 +42,7 @@ table { border-collapse: collapse; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
 th { background: #eee; } td.name { text-align: left; }
 tr.flag td { background: #fde2e2; }
+b.flag { color: #b00; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 4px 0; }
 .note { color: #555; font-size: 13px; }
 """
@@ -86,14 +88,16 @@ def _table(rows: list[dict], alpha: float, ppc: dict | None, cross: dict | None,
     lines = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
     for k, r in enumerate(rows):
         p = r.get("misspec_p")
-        flagged = p is not None and p < alpha
+        flagged = bool(r.get("flagged", False))
         cells = [f'<td class="name">{html.escape(r["scan"])}</td>',
                  f'<td class="name">{html.escape(r["group"])}</td>', f"<td>{r['T']:.1f}</td>",
                  f"<td>{_num(r['phi_corrected'], '.3f')}</td>"]
         cells += [f"<td>{_num(r[f'{n}_median'])} [{_num(r[f'{n}_q05'])}, "
                   f"{_num(r[f'{n}_q95'])}]</td>" for n in NAMES]
         cells.append("<td>&ndash;</td>" if p is None else
-                     f"<td>{p:.3f}{' <b>flagged</b>' if flagged else ''}</td>")
+                     f"<td>{p:.3f}{' <b>flagged: not to be trusted</b>' if flagged else ''}"
+                     + (f" ({html.escape(r['flagged_by'])})" if flagged and r.get("flagged_by")
+                        else "") + "</td>")
         scan_ppc = (ppc or {}).get("scans", {}).get(r["scan"])
         cells.append(f"<td>{_num(scan_ppc['p_phi_corrected'], '.2f')}</td>" if scan_ppc
                      else "<td>&ndash;</td>")
@@ -168,6 +172,33 @@ def _cross_section(run_dir: Path, cross: dict | None) -> str:
             + _img(run_dir / "crosscheck" / "crosscheck.png", "cross-check"))
 
 
+def _groups_section(run_dir: Path) -> str:
+    """A section per group of ``groups.nc`` (``gbsbi group``): its parameters and figures."""
+    import csv
+
+    if not (run_dir / "groups.nc").exists():
+        return ""
+    plots = run_dir / "groups-plots"
+    parts = ["<h2>Groups</h2><p class=note>Joint posteriors of each group's scans "
+             "(gbsbi group): the product of the scans' posteriors, sampled with emcee.</p>"]
+    for table in sorted(run_dir.glob("groups-*.csv")):
+        group = table.stem[len("groups-"):]
+        with open(table, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if "[" not in r["parameter"]]
+        cells = "".join(
+            f"<tr><td class=name>{html.escape(r['parameter'])}</td>"
+            f"<td>{html.escape(r['units'])}</td><td>{float(r['median']):.3g}</td>"
+            f"<td>[{float(r['q05']):.3g}, {float(r['q95']):.3g}]</td>"
+            f"<td>{float(r['r_hat']):.3f}</td><td>{float(r['ess_bulk']):.0f}</td></tr>"
+            for r in rows)
+        parts.append(f"<h3>{html.escape(group)}</h3><table><tr><th>parameter</th><th>units"
+                     "</th><th>median</th><th>90 %</th><th>R-hat</th><th>ESS</th></tr>"
+                     + cells + "</table>"
+                     + _img(plots / f"arrhenius_{group}.png", f"Arrhenius {group}")
+                     + _img(plots / f"corner_{group}.png", f"corner {group}"))
+    return "".join(parts)
+
+
 def build_report(run_dir: str | os.PathLike) -> str:
     """The HTML page of a run folder (module docstring)."""
     run_dir = Path(run_dir)
@@ -194,17 +225,24 @@ def build_report(run_dir: str | os.PathLike) -> str:
         _table(rows, draws.alpha, ppc, cross, draws.truth),
         _img(plots / "intervals.png", "intervals"),
         _misspec_section(run_dir, draws),
+        _groups_section(run_dir),
         _check_section(run_dir),
         _cross_section(run_dir, cross),
         "<h2>Per scan</h2>",
     ]
-    for r in rows:
+    for r in sorted(rows, key=lambda row: not row.get("flagged", False)):
         name = safe_name(r["scan"])
-        images = [_img(plots / f"corner_{name}.png", f"corner {r['scan']}"),
+        images = [_img(plots / f"residual_{name}.png", f"residual {r['scan']}"),
+                  _img(plots / f"corner_{name}.png", f"corner {r['scan']}"),
                   _img(run_dir / "ppc" / f"ppc_{name}.png", f"ppc {r['scan']}"),
                   _img(run_dir / "crosscheck" / f"overlay_{name}.png", f"overlay {r['scan']}")]
         if any(images):
-            body.append(f"<details><summary>{html.escape(r['scan'])}</summary>"
+            flagged = r.get("flagged", False)
+            label = html.escape(r["scan"]) + (
+                " <b class=flag>flagged: not to be trusted (flagged by "
+                f"{html.escape(r.get('flagged_by') or 'the combined test')}; its predictive "
+                "residual map first)</b>" if flagged else "")
+            body.append(f"<details{' open' if flagged else ''}><summary>{label}</summary>"
                         + "".join(images) + "</details>")
     return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>gbsbi report"
             f"</title><style>{STYLE}</style></head><body>" + "\n".join(body)

@@ -12,11 +12,21 @@ KIND = "npe"
 
 @dataclass(frozen=True)
 class Adaptation:
-    """Weights of CORAL and of the Phi term with ``--experimental`` (chosen in
-    studies/adaptation_weights.py: larger weights did not help on pseudo-experiments)."""
+    """Weights of CORAL, of the Phi term and of the MMD (NPE-RS) with ``--experimental``
+    (CORAL and Phi chosen in studies/adaptation_weights.py: larger weights did not help on
+    pseudo-experiments; MMD in studies/robustness.py)."""
 
     coral_weight: float = 0.01
     phi_weight: float = 0.1
+    mmd_weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class Robustness:
+    """Training against what the simulator lacks, chosen in studies/robustness.py: the sd of
+    the noise added to the standardised inputs (NNPE)."""
+
+    augment_noise: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -38,11 +48,19 @@ class NpeConfig:
 
 
 def settings(training: TrainConfig, adapted: bool, coral_weight: float | None = None,
-             phi_weight: float | None = None) -> tuple[TrainConfig, NpeConfig]:
+             phi_weight: float | None = None, mmd_weight: float | None = None,
+             augment_noise: float | None = None) -> tuple[TrainConfig, NpeConfig]:
     """The training and estimator settings of ``gbsbi train``: the domain weights as given,
-    else :class:`Adaptation`'s when adapting to experimental maps (``adapted``), else 0."""
-    default = Adaptation() if adapted else Adaptation(0.0, 0.0)
+    else :class:`Adaptation`'s when adapting to experimental maps (``adapted``), else 0; the
+    noise augmentation as given, else :class:`Robustness`'s."""
+    default = Adaptation() if adapted else Adaptation(0.0, 0.0, 0.0)
+
+    def given(value: float | None, fallback: float) -> float:
+        return fallback if value is None else value
+
     return replace(training,
-                   coral_weight=default.coral_weight if coral_weight is None else coral_weight,
-                   phi_weight=default.phi_weight if phi_weight is None else phi_weight,
+                   coral_weight=given(coral_weight, default.coral_weight),
+                   phi_weight=given(phi_weight, default.phi_weight),
+                   mmd_weight=given(mmd_weight, default.mmd_weight),
+                   augment_noise=given(augment_noise, Robustness().augment_noise),
                    ), NpeConfig()

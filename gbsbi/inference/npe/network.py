@@ -8,7 +8,6 @@ from sbi.neural_nets.estimators import NFlowsFlow
 
 from gbsbi.inference.embedding import MapEmbedding
 from gbsbi.inference.flow import build_flow, parts
-from gbsbi.inference.inputs import InputLayout
 from gbsbi.inference.spec import ModelSpec
 
 
@@ -23,8 +22,8 @@ def build(spec: ModelSpec, u: torch.Tensor | None = None,
         x: training inputs, shape (n, D), for the shapes; None likewise.
     """
     u = torch.rand(64, 3) if u is None else u
-    x = torch.zeros(2, InputLayout(spec.inputs.bins).size) if x is None else x
-    embedding = MapEmbedding(spec.inputs.bins, spec.embedding)
+    x = torch.zeros(2, spec.inputs.layout.size) if x is None else x
+    embedding = MapEmbedding(spec.inputs.bins, spec.embedding, spec.inputs.age is not None)
     return build_flow(embedding, spec.estimator.flow, u, x)
 
 

@@ -61,7 +61,8 @@ class GbPosterior:
 
     def observe(self, C: np.ndarray, temperature: float | np.ndarray, q: float | None = None,
                 t: np.ndarray | None = None,
-                warn: Callable[[str], None] | None = None) -> Tensor:
+                warn: Callable[[str], None] | None = None,
+                age: float | np.ndarray | None = None) -> Tensor:
         """Network inputs x of maps, checked and conformed as ``gbsbi infer`` does: another q
         or window is refused, another number of frames resampled with a note, a temperature
         outside the training range warned about.
@@ -72,6 +73,7 @@ class GbPosterior:
             q: the maps' q in nm^-1 (default: the model's).
             t: frame times in s, shape (T,) (default: the model's window over T frames).
             warn: where notes and warnings go (default: Python's ``warnings.warn``).
+            age: each window's age in s, a scalar or shape (n,) (default: 0).
 
         Returns:
             x, shape (n, D), float32.
@@ -83,11 +85,13 @@ class GbPosterior:
         n, T = C.shape[0], C.shape[-1]
         t = np.arange(T) * config.window / T if t is None else np.asarray(t)
         maps = Maps(C, t, np.broadcast_to(np.asarray(temperature, float), (n,)),
-                    np.full(n, config.q if q is None else q))
+                    np.full(n, config.q if q is None else q),
+                    age=None if age is None else np.broadcast_to(np.asarray(age, float), (n,)))
         maps, notes = conform(maps, config, "maps")
         for line in (*notes, *temperature_warnings(maps, self.prior, "posterior")):
             warn(line)
-        return torch.as_tensor(network_inputs(maps.C, maps.temperature, self.model.spec.inputs))
+        return torch.as_tensor(network_inputs(maps.C, maps.temperature, self.model.spec.inputs,
+                                              maps.ages))
 
     def sample(self, sample_shape: tuple[int, ...], x: Tensor,
                show_progress_bars: bool = False) -> Tensor:
@@ -204,3 +208,9 @@ def draws_with_density(model: TrainedModel, x: np.ndarray, u: np.ndarray | None,
         out["log_q_truth"] = log_prob_truth(flow, torch.as_tensor(u, dtype=torch.float32),
                                             x_t).double().numpy()
     return out
+
+
+def posterior_draws(model: TrainedModel, x: np.ndarray, draws: int, seed: int = 0) -> np.ndarray:
+    """Draws theta of each input, shape (draws, n, 3), physical units, seeded."""
+    torch.manual_seed(seed)
+    return GbPosterior(model).sample_batched((draws,), torch.as_tensor(x)).numpy()

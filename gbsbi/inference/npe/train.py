@@ -11,8 +11,11 @@ On minibatches of simulations (x_s, u_s) and of unlabelled experimental maps x_e
           \big[(\mu_s(u, T_e) - \Phi_e)^2\big],
 
 with f the embedding, mu_s the frozen Phi surrogate and the expectation over reparameterised
-flow samples (:mod:`gbsbi.inference.domain`). lambda_C = lambda_Phi = 0 is plain NPE. Early
-stopping and the best weights follow the held-out NLL (``val_nll``).
+flow samples (:mod:`gbsbi.inference.domain`); NPE-RS adds lambda_MMD MMD^2(f(x_s), f(x_e)).
+lambda_C = lambda_Phi = lambda_MMD = 0 is plain NPE. With noise augmentation (NNPE) every
+training simulation's standardised map and lag profile get Gaussian noise of sd s before the
+embedding (validation sees them as they are). Early stopping and the best weights follow the
+held-out NLL (``val_nll``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import torch
 from torch import Tensor
 
 from gbsbi.inference.config import TrainConfig
-from gbsbi.inference.domain import coral, phi_defined, phi_residual
+from gbsbi.inference.data import bank_maps
+from gbsbi.inference.device import ThreadPolicy
+from gbsbi.inference.domain import coral, mmd, phi_defined, phi_residual
 from gbsbi.inference.flow import log_prob_given, parts, sample_given
 from gbsbi.inference.loop import Losses, TrainingSet, fit, load_checkpoint, resumable, split
 from gbsbi.inference.misspecification import fit_and_save_reference
@@ -36,29 +41,44 @@ from gbsbi.inference.surrogate import PhiSurrogate
 def npe_losses(flow: torch.nn.Module, config: TrainConfig,
                surrogate: PhiSurrogate | None = None) -> Losses:
     """The objective (module docstring) as ``losses(x, u, x_e)`` for the loop: ``loss``,
-    ``nll``, ``coral``, ``phi``."""
+    ``nll``, ``coral``, ``phi``, ``mmd``."""
     embedding = parts(flow).embedding
     layout = getattr(embedding, "layout", None)  # the inputs' parts, where f knows them
     if config.phi_weight > 0 and (surrogate is None or layout is None):
         raise ValueError("the Phi term needs the surrogate and the map embedding")
+    if config.augment_noise > 0 and layout is None:
+        raise ValueError("noise augmentation needs the map embedding")
+
+    def augmented(x: Tensor) -> Tensor:
+        if config.augment_noise == 0 or not flow.training:
+            return x
+        columns = torch.zeros(x.shape[-1], dtype=torch.bool, device=x.device)
+        columns[layout.map] = True
+        columns[layout.lags] = True
+        noise = torch.randn_like(x) * (config.augment_noise * embedding.scale)
+        return x + torch.where(columns, noise, torch.zeros_like(noise))
 
     def losses(x: Tensor, u: Tensor, x_e: Tensor | None) -> dict[str, Tensor]:
         zero = x.new_zeros(())
+        x = augmented(x)
         if x_e is None:
             nll = -log_prob_given(flow, u, embedding(x)).mean()
-            return {"loss": nll, "nll": nll, "coral": zero, "phi": zero}
+            return {"loss": nll, "nll": nll, "coral": zero, "phi": zero, "mmd": zero}
         features = embedding(torch.cat([x, x_e]))
         f_s, f_e = features[: len(x)], features[len(x) :]
         nll = -log_prob_given(flow, u, f_s).mean()
         coral_term = coral(f_s, f_e) if config.coral_weight > 0 else zero
+        mmd_term = mmd(f_s, f_e) if config.mmd_weight > 0 else zero
         phi_term = zero
         if config.phi_weight > 0:
             usable = phi_defined(x_e, layout)  # draws only for maps with a defined Phi
             if usable.any():
                 u_e = sample_given(flow, config.phi_samples, f_e[usable]).clamp(0, 1)
                 phi_term = phi_residual(u_e, x_e[usable], layout, surrogate)
-        total = nll + config.coral_weight * coral_term + config.phi_weight * phi_term
-        return {"loss": total, "nll": nll, "coral": coral_term, "phi": phi_term}
+        total = (nll + config.coral_weight * coral_term + config.phi_weight * phi_term
+                 + config.mmd_weight * mmd_term)
+        return {"loss": total, "nll": nll, "coral": coral_term, "phi": phi_term,
+                "mmd": mmd_term}
 
     return losses
 
@@ -76,6 +96,7 @@ def train(
     resume: bool = False,
     progress: Callable[[float, dict], None] | None = None,
     max_seconds: float | None = None,
+    threads: ThreadPolicy | None = None,
 ) -> list[dict]:
     """Train the flow q(u | x) (and its embedding) in place; return the history.
 
@@ -93,6 +114,7 @@ def train(
         resume: continue from ``checkpoint``.
         progress: called with the epochs done and the last epoch's record.
         max_seconds: stop after the epoch in which this much training time has passed.
+        threads: torch's thread policy, updated every epoch (None: left as it is).
 
     Returns:
         One dict per epoch (:func:`gbsbi.inference.loop.fit`): ``loss``, ``nll``, ``coral``,
@@ -108,7 +130,7 @@ def train(
     return fit(flow, npe_losses(flow, config, surrogate), data, config, monitor="nll",
                experimental=experimental if config.adapted else None, device=device,
                checkpoint=checkpoint, settings=settings, state=state, progress=progress,
-               max_seconds=max_seconds)
+               max_seconds=max_seconds, threads=threads)
 
 
 def train_npe(run: Run, *, log: Callable[[str], None] = print,
@@ -123,10 +145,12 @@ def train_npe(run: Run, *, log: Callable[[str], None] = print,
     with epoch_bar(training.epochs, show_progress, "val_nll") as bar:
         history = train(flow, TrainingSet(x, u), training, experimental=run.experimental,
                         surrogate=run.surrogate, device=run.device, checkpoint=run.checkpoint,
-                        settings=run.settings, resume=run.resume, progress=bar)
+                        settings=run.settings, resume=run.resume, progress=bar,
+                        threads=run.threads)
     model = save_model(run.out, spec, flow.cpu(), run.surrogate.cpu(), run.provenance(), history)
     _, heldout = split(len(x), training.validation_fraction, training.seed)
-    fit_and_save_reference(model, run.data.x[heldout.numpy()], log)
+    index = heldout.numpy()
+    fit_and_save_reference(model, run.data.x[index], log, bank_maps(run.bank, index))
     run.checkpoint.unlink(missing_ok=True)
     best = min(history, key=lambda r: r["val_nll"])
     log(f"wrote {run.out}: {len(history)} epochs, best validation NLL {best['val_nll']:.3f} "

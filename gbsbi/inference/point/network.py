@@ -82,10 +82,11 @@ class PointRegressor(nn.Module):
         return self.head(self.embedding(x))
 
 
-def build_regressor(bins: int, embedding_config: EmbeddingConfig, head: HeadConfig
-                    ) -> PointRegressor:
-    """A fresh regressor: ``MapEmbedding(bins, embedding_config)`` and an :class:`MLPHead`."""
-    embedding = MapEmbedding(bins, embedding_config)
+def build_regressor(bins: int, embedding_config: EmbeddingConfig, head: HeadConfig,
+                    aged: bool = False) -> PointRegressor:
+    """A fresh regressor: ``MapEmbedding(bins, embedding_config, aged)`` and an
+    :class:`MLPHead`."""
+    embedding = MapEmbedding(bins, embedding_config, aged)
     return PointRegressor(embedding, MLPHead(embedding_config.features, head))
 
 
@@ -109,7 +110,8 @@ def predict(regressor: PointRegressor, x: Tensor, head: MLPHead | None = None,
 def build(spec: ModelSpec, u: torch.Tensor | None = None,
           x: torch.Tensor | None = None) -> PointRegressor:
     """A fresh regressor for ``spec`` (``u`` and ``x`` are not needed)."""
-    return build_regressor(spec.inputs.bins, spec.embedding, spec.estimator.head)
+    return build_regressor(spec.inputs.bins, spec.embedding, spec.estimator.head,
+                           spec.inputs.age is not None)
 
 
 def embedding(network: PointRegressor) -> MapEmbedding:

@@ -39,6 +39,7 @@ from torch import Tensor
 from gbsbi.errors import GbsbiError
 from gbsbi.inference.config import TrainConfig
 from gbsbi.inference.data import ScanInputs
+from gbsbi.inference.device import ThreadPolicy
 from gbsbi.inference.domain import coral, phi_residual
 from gbsbi.inference.loop import Losses, TrainingSet, fit, load_checkpoint, resumable
 from gbsbi.inference.model import TrainedModel, build_networks, save_model
@@ -56,6 +57,9 @@ def point_losses(regressor: PointRegressor, config: TrainConfig,
     ``loss``, ``mse``, ``coral``, ``phi``."""
     if config.phi_weight > 0 and surrogate is None:
         raise ValueError("the Phi term needs the surrogate")
+    if config.mmd_weight > 0 or config.augment_noise > 0:
+        raise GbsbiError("the point estimator takes neither --mmd-weight nor --augment-noise "
+                         "(they are the posterior estimator's)")
 
     def losses(x: Tensor, u: Tensor, x_e: Tensor | None) -> dict[str, Tensor]:
         zero = x.new_zeros(())
@@ -87,6 +91,7 @@ def fit_stages(
     settings: dict | None = None,
     resume: bool = False,
     progress: Callable[[float, dict], None] | None = None,
+    threads: ThreadPolicy | None = None,
 ) -> list[dict]:
     """Train the regressor in place through ``stages`` (vanilla, then adaptation); the history.
 
@@ -103,6 +108,7 @@ def fit_stages(
             stages but for their ``epochs`` and ``patience``.
         resume: continue from ``checkpoint``.
         progress: called with the epochs done in all stages and the last epoch's record.
+        threads: torch's thread policy, updated every epoch (None: left as it is).
 
     Returns:
         One dict per epoch: ``stage`` (0, 1 ...), ``epoch`` (within the stage), ``loss``,
@@ -124,7 +130,7 @@ def fit_stages(
                       experimental=experimental if config.adapted else None, device=device,
                       stage=k, history=history, checkpoint=checkpoint, settings=settings,
                       state=state if state is not None and state["stage"] == k else None,
-                      progress=progress)
+                      progress=progress, threads=threads)
     return history
 
 
@@ -186,7 +192,7 @@ def train_point(run: Run, *, log: Callable[[str], None] = print,
         history = fit_stages(regressor, TrainingSet(x, u), stages, experimental=run.experimental,
                              surrogate=run.surrogate, device=run.device,
                              checkpoint=run.checkpoint, settings=run.settings,
-                             resume=run.resume, progress=bar)
+                             resume=run.resume, progress=bar, threads=run.threads)
     regressor.cpu()
     surrogate = run.surrogate.cpu()
     for k, name in enumerate(STAGES[: len(stages)]):

@@ -1,0 +1,68 @@
+"""Settings of group posteriors (no NumPy: the command line reads their defaults)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from gbsbi.errors import GbsbiError
+
+LAWS = ("arrhenius", "none")
+#: Chains the draws are split into, for ArviZ's diagnostics.
+CHAINS = 4
+
+
+@dataclass(frozen=True)
+class GroupPrior:
+    """The prior of the Arrhenius law's parameters (uniform over each range).
+
+    Attributes:
+        d_ref: (low, high) of D_ref in nm^2/s, D at ``t_ref``.
+        ea: (low, high) of the activation energy E_a in eV.
+        t_ref: the reference temperature T_ref in K.
+    """
+
+    d_ref: tuple[float, float] = (0.0, 5e-4)
+    ea: tuple[float, float] = (0.0, 1.0)
+    t_ref: float = 400.0
+
+    def __post_init__(self) -> None:
+        for name in ("d_ref", "ea"):
+            low, high = (float(v) for v in getattr(self, name))
+            if not (math.isfinite(low) and math.isfinite(high) and 0 <= low < high):
+                raise GbsbiError(f"the prior of {name} must be (low, high) with 0 <= low < high, "
+                                 f"got ({low:g}, {high:g})")
+            object.__setattr__(self, name, (low, high))
+        if not (math.isfinite(self.t_ref) and self.t_ref > 0):
+            raise GbsbiError(f"--t-ref must be a positive temperature in K, got {self.t_ref}")
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    """How a group's posterior is sampled.
+
+    Attributes:
+        draws: draws kept in all (a multiple of the 4 chains).
+        walkers: emcee's ensemble (at least twice the dimension plus 2 is used).
+        max_steps: the most steps.
+        tau_factor: stop once the chain is this many autocorrelation times long ...
+        tau_change: ... and tau moved by less than this since the last estimate.
+        check_every: steps between estimates of tau.
+        seed: seeds the start and emcee.
+    """
+
+    draws: int = 2000
+    walkers: int = 32
+    max_steps: int = 6000
+    tau_factor: float = 30.0
+    tau_change: float = 0.05
+    check_every: int = 200
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.draws < CHAINS or self.draws % CHAINS:
+            raise GbsbiError(f"--draws must be a positive multiple of {CHAINS}, got "
+                             f"{self.draws}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

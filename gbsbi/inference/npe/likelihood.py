@@ -1,0 +1,43 @@
+r"""Each scan's likelihood from the posterior estimator, for joint posteriors over groups of
+scans (docs/inference.md#group-posteriors).
+
+With a uniform prior p(u) on the unit cube, the posterior estimator's q(u | x_i) / p(u) =
+q(u | x_i) is, up to a constant, the likelihood of scan i as a function of u; for a group,
+
+.. math::
+
+    p(\phi \mid x_1 .. x_n) \propto p(\phi) \prod_i q(u_i(\phi) \mid x_i) / p(u_i(\phi))
+
+(the potential sbi uses for independent observations). The embedding f(x_i) is computed
+once; each call evaluates the flow's transform for every parameter vector and scan at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from gbsbi.inference.flow import log_prob_given, parts
+from gbsbi.inference.model import TrainedModel
+
+
+def scan_log_likelihood(model: TrainedModel,
+                        x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """log q(u_i | x_i) of the n scans with inputs x, shape (n, D), as a NumPy function of
+    u, shape (m, n, 3) -> (m, n); -inf outside the cube."""
+    flow = model.network.eval()
+    with torch.no_grad():
+        features = parts(flow).embedding(torch.as_tensor(x, dtype=torch.float32))
+
+    @torch.no_grad()
+    def log_likelihood(u: np.ndarray) -> np.ndarray:
+        u = np.asarray(u, dtype=np.float64)
+        m, n, _ = u.shape
+        inside = np.all((u >= 0) & (u <= 1), axis=-1)
+        flat = torch.as_tensor(np.clip(u, 0, 1).reshape(m * n, 3), dtype=torch.float32)
+        out = log_prob_given(flow, flat, features.repeat(m, 1)).double().numpy().reshape(m, n)
+        return np.where(inside, np.nan_to_num(out, nan=-np.inf), -np.inf)
+
+    return log_likelihood

@@ -1,0 +1,277 @@
+"""Robust training, studied: which estimator keeps its intervals honest beyond the model?
+
+Every estimator is a posterior estimator trained on a bank simulated as measured (`gbsbi
+simulate --measurement fast`). ``plain`` and its variants train on the polycrystal physics
+(boundaries of several lengths and tilts, static scatterers, beam drift, dropped frames);
+``broad`` adds the departures of the dynamics of simulators/dynamics.py as nuisances (a
+stretched or compressed bulk, a drifting bulk rate, a wandering beam, intermittent events;
+ranges in BROAD); ``single`` is the model before polycrystals (one boundary, steady beam). They
+are scored on held-out simulations of the polycrystal physics (the in-model R^2 every estimator
+is held to) and on the sets of studies/shifted_sets.py (each map its own theta from the prior,
+exact photon counting):
+
+- ``plain``: plain NPE;
+- ``coral-phi``: adapted to the pooled maps of every set (unlabelled) with CORAL and the Phi
+  term at `gbsbi train --experimental`'s default weights;
+- ``npe-rs``: adapted with the MMD between simulated and observed embeddings (Huang et al.
+  2023), weight ``--mmd-weight``;
+- ``nnpe``: noise augmentation of the standardised inputs (sd ``--augment-noise``);
+- ``broad``: plain NPE with the dynamics as nuisances;
+- ``broad+nnpe``: both.
+
+For each estimator and set: RMSE and R^2 of the posterior mean, 90 % coverage, the flag rate
+(misspecification p < 0.05, docs/validation.md) and the silent-miss rate per parameter (the 90 %
+interval misses the truth and the scan is not flagged). Writes studies/results/robustness.json,
+robustness_table.md and robustness.png.
+
+Usage: python studies/robustness.py --work DIR [--n-train 20000] [--n-set 60]
+       [--n-heldout 1000] [--estimators plain,nnpe,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from shifted_sets import BEYOND, IN_MODEL, MODELLED, POLYCRYSTAL, SETS, simulate_set  # noqa: E402
+
+from gbsbi.bank import BankSpec, simulate_bank  # noqa: E402
+from gbsbi.inference.config import TrainConfig  # noqa: E402
+from gbsbi.inference.data import bank_inputs, bank_maps, scan_inputs  # noqa: E402
+from gbsbi.inference.model import load_model  # noqa: E402
+from gbsbi.inference.npe.config import settings  # noqa: E402
+from gbsbi.inference.npe.predict import posterior_draws  # noqa: E402
+from gbsbi.inference.pipeline import train_model  # noqa: E402
+from gbsbi.io.mapsfile import Maps, read_maps, write_maps  # noqa: E402
+from gbsbi.validation.calibration import LEVEL, r2_score, rmse  # noqa: E402
+from gbsbi.validation.misspecification import scan_tests  # noqa: E402
+from simulators.config import (  # noqa: E402
+    SINGLE_BOUNDARY,
+    ExperimentConfig,
+    MeasurementPrior,
+    Prior,
+    SamplePrior,
+)
+
+RESULTS = Path(__file__).parent / "results"
+PARAMS = ("D", "log10 sigma", "c")
+ESTIMATORS = ("plain", "nnpe", "npe-rs", "coral-phi", "broad", "broad+nnpe")
+SINGLE = (SINGLE_BOUNDARY,
+          MeasurementPrior(drift=(0.0, 0.0), dropped=(0.0, 0.0)))
+BROAD = SamplePrior(stretch=(0.5, 1.5), rate_drift=(-1.0, 1.0), wander=(0.0, 1.0),
+                    events=(0.0, 3.0))
+
+
+def bank_of(name: str) -> str:
+    """The training bank of estimator ``name``."""
+    return "single" if name == "single" else "broad" if name.startswith("broad") else "train"
+
+
+def banks(work: Path, n_train: int, n_heldout: int, seed: int,
+          names: list[str]) -> dict[str, Path]:
+    """The training banks the estimators ``names`` need and the held-out bank."""
+    paths = {"train": work / "train.h5", "single": work / "train-single.h5",
+             "broad": work / "train-broad.h5", "heldout": work / "heldout.h5"}
+    config, prior = ExperimentConfig(), Prior()
+    specs = {
+        "train": BankSpec(config, prior, n_train, seed, measurement="fast", sample=POLYCRYSTAL),
+        "single": BankSpec(config, prior, n_train, seed, measurement="fast",
+                           sample=SINGLE[0], nuisance=SINGLE[1]),
+        "broad": BankSpec(config, prior, n_train, seed, measurement="fast", sample=BROAD),
+        "heldout": BankSpec(config, prior, n_heldout, seed + 1, measurement="fast",
+                            sample=POLYCRYSTAL),
+    }
+    needed = {bank_of(name) for name in names} | {"heldout"}
+    for name, spec in specs.items():
+        if name in needed and not paths[name].exists():
+            start = time.perf_counter()
+            simulate_bank(paths[name], spec, workers=2)
+            print(f"{name}: {spec.n} maps in {time.perf_counter() - start:.0f} s", flush=True)
+    return paths
+
+
+def sets(work: Path, n: int, seed: int) -> dict[str, Path]:
+    """Each set of studies/shifted_sets.py as a maps file, and all of them pooled without
+    their theta (what the adapted estimators adapt to)."""
+    paths = {kind: work / "sets" / f"{kind}.h5" for kind in SETS}
+    paths["pooled"] = work / "sets" / "pooled.h5"
+    (work / "sets").mkdir(parents=True, exist_ok=True)
+    for kind in SETS:
+        if not paths[kind].exists():
+            start = time.perf_counter()
+            write_maps(paths[kind], simulate_set(kind, n, seed))
+            print(f"set {kind}: {n} maps in {time.perf_counter() - start:.0f} s", flush=True)
+    if not paths["pooled"].exists():
+        parts = [read_maps(paths[kind]) for kind in SETS]
+        pooled = Maps(np.concatenate([m.C for m in parts]), parts[0].t,
+                      np.concatenate([m.temperature for m in parts]),
+                      np.concatenate([m.q for m in parts]),
+                      scan=np.concatenate([m.scan for m in parts]))
+        write_maps(paths["pooled"], pooled)
+    return paths
+
+
+def train(name: str, work: Path, paths: dict, sets_: dict, epochs: int, mmd: float,
+          noise: float) -> Path:
+    """The estimator ``name``'s model directory, trained if it is not there."""
+    out = work / "models" / name
+    if (out / "model.json").exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    adapted = name in ("coral-phi", "npe-rs")
+    base = TrainConfig(epochs=epochs)
+    if name == "npe-rs":
+        training, estimator = settings(base, True, 0.0, 0.0, mmd, 0.0)
+    else:
+        training, estimator = settings(base, adapted, augment_noise=noise if "nnpe" in name
+                                       else 0.0)
+    bank = paths[bank_of(name)]
+    start = time.perf_counter()
+    train_model(bank, out, training, estimator,
+                experimental=sets_["pooled"] if adapted else None,
+                cache=work / "cache", overwrite=True, show_progress=False)
+    print(f"model {name}: {time.perf_counter() - start:.0f} s", flush=True)
+    return out
+
+
+def score(model, x: np.ndarray, theta: np.ndarray, maps: np.ndarray | None,  # noqa: ANN001
+          temperature: np.ndarray, draws: int, seed: int) -> dict:
+    """Accuracy, coverage, flags and silent misses of a set with known theta."""
+    prior = model.spec.prior
+    drawn = posterior_draws(model, x, draws, seed)  # (draws, n, 3)
+    scaled, truth = prior.to_scale(drawn), prior.to_scale(theta)
+    low, high = np.quantile(scaled, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=0)
+    mean = scaled.mean(axis=0)
+    miss = (truth < low) | (truth > high)
+    out = {"n": len(x), "rmse": rmse(truth, mean).tolist(), "r2": r2_score(truth, mean).tolist(),
+           "coverage_90": (~miss).mean(0).tolist(),
+           "width_90": ((high - low) / (prior.scale_bounds()[1] - prior.scale_bounds()[0]))
+           .mean(0).tolist()}
+    if maps is not None:
+        tested = scan_tests(model, x, maps, temperature, drawn, seed)
+        if tested is not None:
+            flags = tested.flagged
+            out["flag_rate"] = float(flags.mean())
+            out["silent_miss"] = (miss & ~flags[:, None]).mean(0).tolist()
+            out["flag_rate_by_test"] = {k: float((v < tested.alpha).mean())
+                                        for k, v in tested.tests.items()}
+    return out
+
+
+def evaluate(name: str, model_dir: Path, paths: dict, sets_: dict, n_flag: int,
+             draws: int, seed: int, work: Path) -> dict:
+    """Every set's scores for one estimator (held-out: accuracy on all, flags on
+    ``n_flag``)."""
+    model = load_model(model_dir)
+    spec = model.spec
+    held = bank_inputs(paths["heldout"], spec.inputs, cache=work / "cache")
+    index = np.arange(min(n_flag, len(held.x)))
+    C, temperature = bank_maps(paths["heldout"], index)
+    results = {"held-out": score(model, held.x, held.theta, None, held.temperature, draws,
+                                 seed)}
+    flagged = score(model, held.x[index], held.theta[index], C, temperature, draws, seed)
+    results["held-out"] |= {k: flagged[k] for k in ("flag_rate", "silent_miss",
+                                                    "flag_rate_by_test") if k in flagged}
+    for kind in SETS:
+        scans = scan_inputs(sets_[kind], spec.experiment, spec.inputs)
+        results[kind] = score(model, scans.x, scans.maps.theta, scans.maps.C,
+                              scans.maps.temperature, draws, seed)
+    results["reference"] = {k: model.meta.get(k) for k in ("surrogate_fit",)}
+    history = json.loads((model_dir / "history.json").read_text())
+    results["epochs"] = len(history)
+    return results
+
+
+def table(results: dict) -> str:
+    """The markdown table: one row per estimator and set."""
+    head = ("| estimator | set | RMSE D / log10 sigma / c | R2 | 90 % coverage | flag rate | "
+            "silent miss D / log10 sigma / c |")
+    lines = [head, "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, per_set in results.items():
+        for kind in ("held-out", *SETS):
+            r = per_set[kind]
+            sm = r.get("silent_miss")
+            lines.append(
+                f"| {name} | {kind} | {' / '.join(f'{v:.3g}' for v in r['rmse'])} | "
+                f"{' / '.join(f'{v:.2f}' for v in r['r2'])} | "
+                f"{' / '.join(f'{v:.2f}' for v in r['coverage_90'])} | "
+                f"{r.get('flag_rate', float('nan')):.2f} | "
+                + ("-" if sm is None else " / ".join(f"{v:.2f}" for v in sm)) + " |")
+    return "\n".join(lines)
+
+
+def figure(results: dict, path: Path) -> None:
+    from gbsbi.plots import pyplot
+
+    plt = pyplot()
+    kinds = ("held-out", *SETS)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), constrained_layout=True, sharey=True)
+    for k, (ax, param) in enumerate(zip(axes, PARAMS, strict=True)):
+        for j, (name, per_set) in enumerate(results.items()):
+            values = [per_set[kind].get("silent_miss", [np.nan] * 3)[k] for kind in kinds]
+            ax.plot(np.arange(len(kinds)) + 0.08 * (j - len(results) / 2), values, "o",
+                    label=name)
+        ax.axhline(0.15, color="C3", ls="--", lw=1, label="target 0.15")
+        ax.axhline(0.095, color="0.5", ls=":", lw=1, label="calibrated, unflagged (0.095)")
+        ax.set_xticks(np.arange(len(kinds)))
+        ax.set_xticklabels(kinds, rotation=60, ha="right", fontsize=8)
+        ax.set_title(f"silent misses of {param}", fontsize=10)
+    axes[0].set_ylabel("share of maps: 90 % interval misses, scan not flagged")
+    axes[-1].legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--n-train", type=int, default=20_000)
+    parser.add_argument("--n-heldout", type=int, default=1000)
+    parser.add_argument("--n-flag", type=int, default=300,
+                        help="held-out maps whose flags are computed (each costs replicates)")
+    parser.add_argument("--n-set", type=int, default=60)
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--mmd-weight", type=float, default=1.0)
+    parser.add_argument("--augment-noise", type=float, default=0.3)
+    parser.add_argument("--estimators", default=",".join(ESTIMATORS))
+    parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    names = args.estimators.split(",")
+    paths = banks(args.work, args.n_train, args.n_heldout, args.seed, names)
+    sets_ = sets(args.work, args.n_set, args.seed)
+    results = {}
+    store = args.work / "scores.json"
+    done = json.loads(store.read_text()) if store.exists() else {}
+    for name in names:
+        model = train(name, args.work, paths, sets_, args.epochs, args.mmd_weight,
+                      args.augment_noise)
+        if name not in done:
+            start = time.perf_counter()
+            done[name] = evaluate(name, model, paths, sets_, args.n_flag, args.draws,
+                                  args.seed, args.work)
+            store.write_text(json.dumps(done, indent=1))
+            print(f"scored {name}: {time.perf_counter() - start:.0f} s", flush=True)
+        results[name] = done[name]
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "robustness.json").write_text(json.dumps(
+        {"settings": {k: str(v) for k, v in vars(args).items()}, "sets": {
+            "in-model": IN_MODEL, "modelled": MODELLED, "beyond": BEYOND},
+         "results": results}, indent=1))
+    figure(results, args.results / "robustness.png")
+    text = table(results)
+    (args.results / "robustness_table.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
