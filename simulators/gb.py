@@ -347,10 +347,14 @@ def two_time_maps(
     Returns:
         C, shape (n, T, T), float32. The same rng state gives the same bytes.
     """
-    real, imag = scattering_parts(theta, temperature, config, rng)
+    return siegert(*scattering_parts(theta, temperature, config, rng), config.beta)
+
+
+def siegert(real: np.ndarray, imag: np.ndarray, beta: float) -> np.ndarray:
+    """C = 1 + beta |F|^2 from Re F and Im F (float32, in place of ``real``)."""
     real *= real
     imag *= imag
     real += imag
-    real *= np.float32(config.beta)
+    real *= np.float32(beta)
     real += np.float32(1.0)
     return real

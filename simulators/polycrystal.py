@@ -27,7 +27,7 @@ import numpy as np
 
 from simulators.config import ExperimentConfig
 from simulators.dynamics import bulk_term, decorrelation
-from simulators.gb import boundary_heights, boundary_phase, parts_from_phase
+from simulators.gb import boundary_heights, boundary_phase, parts_from_phase, siegert
 
 
 def sample_phase(
@@ -167,10 +167,4 @@ def noiseless_maps(
     """Noiseless maps C = 1 + beta |F|^2 of polycrystals (:func:`sample_phase`), shape
     (n, T, T), float32; with ``sample`` None or a single boundary of length L, the bytes of
     :func:`simulators.gb.two_time_maps`."""
-    real, imag = sample_parts(theta, temperature, config, sample, rng)
-    real *= real
-    imag *= imag
-    real += imag
-    real *= np.float32(config.beta)
-    real += np.float32(1.0)
-    return real
+    return siegert(*sample_parts(theta, temperature, config, sample, rng), config.beta)

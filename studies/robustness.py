@@ -15,7 +15,8 @@ exact photon counting):
   term at `gbsbi train --experimental`'s default weights;
 - ``npe-rs``: adapted with the MMD between simulated and observed embeddings (Huang et al.
   2023), weight ``--mmd-weight``;
-- ``nnpe``: noise augmentation of the standardised inputs (sd ``--augment-noise``);
+- ``nnpe``: noise augmentation of the standardised inputs (sd ``--augment-noise``;
+  ``nnpe-0.6`` names its own sd);
 - ``broad``: plain NPE with the dynamics as nuisances;
 - ``broad+nnpe``: both.
 
@@ -130,6 +131,8 @@ def train(name: str, work: Path, paths: dict, sets_: dict, epochs: int, mmd: flo
     if name == "npe-rs":
         training, estimator = settings(base, True, 0.0, 0.0, mmd, 0.0)
     else:
+        if "nnpe-" in name:  # nnpe-0.6: noise augmentation of that sd
+            noise = float(name.rsplit("nnpe-", 1)[1])
         training, estimator = settings(base, adapted, augment_noise=noise if "nnpe" in name
                                        else 0.0)
     bank = paths[bank_of(name)]

@@ -109,7 +109,9 @@ def unique_names(names: np.ndarray) -> np.ndarray:
     for name in map(str, names):
         seen[name] = seen.get(name, 0) + 1
         out.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
-    return np.array(out)
+    names = np.empty(len(out), dtype=object)  # Python strings: messages print 'name'
+    names[:] = out
+    return names
 
 
 def to_inference_data(draws: PosteriorDraws, attrs: dict):  # noqa: ANN201 - arviz type
