@@ -10,7 +10,13 @@ median's error; against the naive baseline (least squares of ln of the per-scan 
 D against 1/T; sigma and c the mean of the per-scan means). Writes
 studies/results/group_calibration.md, .json and .png.
 
+Each group's record is appended to ``--records`` (JSON lines) as it finishes, so an
+interrupted run keeps its groups and a rerun continues after them; runs with other seeds (one
+per core) write their own files, and ``--summarise FILE ...`` pools them into the results.
+
 Usage: python studies/group_calibration.py --model MODEL_DIR [--groups 200] [--seed 0]
+       [--records FILE]
+       python studies/group_calibration.py --summarise FILE [FILE ...]
 """
 
 from __future__ import annotations
@@ -81,13 +87,25 @@ def scale(name: str, value: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--model", type=Path)
     parser.add_argument("--groups", type=int, default=200)
     parser.add_argument("--draws", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--records", type=Path, help="JSON lines, one group each (appended)")
+    parser.add_argument("--summarise", type=Path, nargs="+", metavar="FILE",
+                        help="pool these record files into the results; nothing is sampled")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.summarise:
+        records = [json.loads(line) for path in args.summarise
+                   for line in path.read_text().splitlines() if line.strip()]
+        summarise(records, args)
+        return
+    if args.model is None:
+        parser.error("--model is required unless --summarise")
     model = load_model(args.model)
+    path = args.records or args.results / f"group_calibration_seed{args.seed}.jsonl"
+    done = len(path.read_text().splitlines()) if path.exists() else 0
     prior, settings = GroupPrior(), GroupSettings(draws=args.draws, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     records = []
@@ -95,6 +113,8 @@ def main() -> None:
     for g in range(args.groups):
         group = draw_group(model, prior, rng)
         C = simulate(model, group, rng)
+        if g < done:  # drawn again to keep the random stream, sampled before
+            continue
         x = network_inputs(C, group["temperature"], model.spec.inputs)
         began = time.perf_counter()
         draws = sample_group(group["law"], scan_log_likelihood(model, x), settings)
@@ -111,9 +131,11 @@ def main() -> None:
                             "high": float(high), "covered": bool(low <= truth <= high),
                             "rank": float(ranks(sample[:, None, None], truth[None, None])[0, 0])}
         records.append(record)
-        if (g + 1) % 10 == 0:
-            print(f"{g + 1} groups, {time.perf_counter() - start:.0f} s", flush=True)
-    summarise(records, args)
+        with path.open("a") as out:
+            out.write(json.dumps(record) + "\n")
+        print(f"group {g + 1}/{args.groups} ({len(x)} scans): {seconds:.0f} s, "
+              f"{draws.steps} steps; {time.perf_counter() - start:.0f} s in all", flush=True)
+    summarise([json.loads(line) for line in path.read_text().splitlines()], args)
 
 
 def summarise(records: list[dict], args: argparse.Namespace) -> None:
