@@ -97,9 +97,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.summarise:
-        records = [json.loads(line) for path in args.summarise
-                   for line in path.read_text().splitlines() if line.strip()]
-        summarise(records, args)
+        summarise(read_records(args.summarise), args)
         return
     if args.model is None:
         parser.error("--model is required unless --summarise")
@@ -108,7 +106,6 @@ def main() -> None:
     done = len(path.read_text().splitlines()) if path.exists() else 0
     prior, settings = GroupPrior(), GroupSettings(draws=args.draws, seed=args.seed)
     rng = np.random.default_rng(args.seed)
-    records = []
     start = time.perf_counter()
     for g in range(args.groups):
         group = draw_group(model, prior, rng)
@@ -130,12 +127,17 @@ def main() -> None:
             record[name] = {"median": float(np.median(sample)), "low": float(low),
                             "high": float(high), "covered": bool(low <= truth <= high),
                             "rank": float(ranks(sample[:, None, None], truth[None, None])[0, 0])}
-        records.append(record)
         with path.open("a") as out:
             out.write(json.dumps(record) + "\n")
         print(f"group {g + 1}/{args.groups} ({len(x)} scans): {seconds:.0f} s, "
               f"{draws.steps} steps; {time.perf_counter() - start:.0f} s in all", flush=True)
-    summarise([json.loads(line) for line in path.read_text().splitlines()], args)
+    summarise(read_records([path]), args)
+
+
+def read_records(paths: list[Path]) -> list[dict]:
+    """The groups' records of these JSON-lines files, pooled."""
+    return [json.loads(line) for path in paths for line in path.read_text().splitlines()
+            if line.strip()]
 
 
 def summarise(records: list[dict], args: argparse.Namespace) -> None:

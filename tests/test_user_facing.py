@@ -109,3 +109,11 @@ def test_a_multitau_only_aps_file_is_named_for_what_it_holds(tmp_path: Path, cap
     argv = ["import", str(path), "--out", str(tmp_path / "m.h5")]
     err = _err(capsys, argv + ([] if fmt is None else ["--format", fmt]))
     assert "multitau g2 only" in err and "not this layout" not in err
+
+
+def test_unique_names_are_python_strings_that_print_plainly():
+    from gbsbi.io.posteriors import unique_names
+
+    names = unique_names(np.array(["a", "a", "b"]))
+    assert list(names) == ["a", "a#2", "b"]
+    assert repr(names[1]) == "'a#2'"  # not np.str_('a#2') in messages

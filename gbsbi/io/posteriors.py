@@ -109,9 +109,7 @@ def unique_names(names: np.ndarray) -> np.ndarray:
     for name in map(str, names):
         seen[name] = seen.get(name, 0) + 1
         out.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
-    names = np.empty(len(out), dtype=object)  # Python strings: messages print 'name'
-    names[:] = out
-    return names
+    return np.array(out, dtype=object)  # Python strings: messages print 'name', not np.str_
 
 
 def to_inference_data(draws: PosteriorDraws, attrs: dict):  # noqa: ANN201 - arviz type
