@@ -68,7 +68,7 @@ def _demo(out: Path, size: DemoSize, seed: int) -> None:
     from gbsbi.bank import BankSpec, simulate_bank
     from gbsbi.inference.config import TrainConfig
     from gbsbi.inference.infer import infer_to_files
-    from gbsbi.inference.npe.config import Adaptation
+    from gbsbi.inference.npe.config import settings
     from gbsbi.inference.pipeline import train_model
     from gbsbi.plots.bank import plot_bank
     from simulators.config import ExperimentConfig, MeasurementPrior, Prior
@@ -91,10 +91,10 @@ def _demo(out: Path, size: DemoSize, seed: int) -> None:
         print(f"Phi {label + ':':<18} min {{:.3f}}  Q1 {{:.3f}}  median {{:.3f}}  Q3 {{:.3f}}  "
               "max {:.3f}".format(*np.nanpercentile(phis[name], [0, 25, 50, 75, 100])))
     pseudo = _pseudo(out, size, seed)
-    weights = Adaptation()
-    training = TrainConfig(epochs=size.epochs, coral_weight=weights.coral_weight,
-                           phi_weight=weights.phi_weight, seed=seed)
-    model = train_model(bank, out / "model", training, experimental=pseudo, device="auto")
+    # what `gbsbi train --experimental` does: its adaptation weights and noise augmentation
+    training, estimator = settings(TrainConfig(epochs=size.epochs, seed=seed), adapted=True)
+    model = train_model(bank, out / "model", training, estimator, experimental=pseudo,
+                        device="auto")
     result = infer_to_files(model, pseudo, out / "posteriors.nc", size.draws, seed,
                             warn=lambda line: print(f"warning: {line}", file=sys.stderr))
     _summary(result)

@@ -43,10 +43,12 @@ RESULTS = Path(__file__).parent / "results"
 PARAMS = ("D_ref", "Ea", "sigma", "c")
 
 
-def draw_group(model, prior: GroupPrior, rng: np.random.Generator) -> dict:  # noqa: ANN001
-    """One group's truth and temperatures (rejection from the group prior's support)."""
+def draw_group(model, prior: GroupPrior, rng: np.random.Generator,  # noqa: ANN001
+               scans: int | None = None) -> dict:
+    """One group's truth and temperatures (rejection from the group prior's support), of
+    ``scans`` scans (default 3 to 8, uniform)."""
     spec = model.spec
-    n = int(rng.integers(3, 9))
+    n = int(rng.integers(3, 9)) if scans is None else scans
     temperature = np.sort(rng.uniform(300, 500, n))
     law = GroupModel(temperature, "arrhenius", ("sigma", "c"), spec.prior, prior)
     while True:
@@ -91,6 +93,8 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=200)
     parser.add_argument("--draws", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temper", type=float, default=1.0,
+                        help="power of each scan's likelihood in the product (GroupSettings)")
     parser.add_argument("--records", type=Path, help="JSON lines, one group each (appended)")
     parser.add_argument("--summarise", type=Path, nargs="+", metavar="FILE",
                         help="pool these record files into the results; nothing is sampled")
@@ -104,7 +108,8 @@ def main() -> None:
     model = load_model(args.model)
     path = args.records or args.results / f"group_calibration_seed{args.seed}.jsonl"
     done = len(path.read_text().splitlines()) if path.exists() else 0
-    prior, settings = GroupPrior(), GroupSettings(draws=args.draws, seed=args.seed)
+    prior, settings = GroupPrior(), GroupSettings(draws=args.draws, seed=args.seed,
+                                                  temper=args.temper)
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     for g in range(args.groups):

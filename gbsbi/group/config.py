@@ -46,23 +46,33 @@ class GroupSettings:
         walkers: emcee's ensemble (at least twice the dimension plus 2 is used).
         max_steps: the most steps.
         tau_factor: stop once the chain is this many autocorrelation times long ...
-        tau_change: ... and tau moved by less than this since the last estimate.
-        check_every: steps between estimates of tau.
+        min_ess: ... and, after a burn-in of 2 tau, every parameter's bulk ESS is at least
+            this ...
+        max_rhat: ... and its R-hat at most this (rank-normalised, Vehtari et al. 2021;
+            the walkers of one ensemble are not independent chains, so 1.05, not 1.01).
+        check_every: steps between checks.
         seed: seeds the start and emcee.
+        temper: lambda, the power of each scan's likelihood in the product (1: the product
+            itself; below 1 a tempered, wider posterior, as studies/group_calibration.py
+            --temper tries against the product's overconfidence).
     """
 
     draws: int = 2000
     walkers: int = 32
     max_steps: int = 6000
-    tau_factor: float = 30.0
-    tau_change: float = 0.05
-    check_every: int = 200
+    tau_factor: float = 10.0
+    min_ess: float = 400.0
+    max_rhat: float = 1.05
+    check_every: int = 100
     seed: int = 0
+    temper: float = 1.0
 
     def __post_init__(self) -> None:
         if self.draws < CHAINS or self.draws % CHAINS:
             raise GbsbiError(f"--draws must be a positive multiple of {CHAINS}, got "
                              f"{self.draws}")
+        if not 0 < self.temper <= 1:
+            raise GbsbiError(f"--temper must be in (0, 1], got {self.temper}")
 
     def to_dict(self) -> dict:
         return asdict(self)

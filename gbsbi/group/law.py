@@ -108,6 +108,29 @@ class GroupModel:
                 k += n
         return u
 
+    def from_box(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The sampler's coordinates: parameter vectors z from points w of the unit box, and
+        log |dz / dw|; shapes (m, dim) -> (m, dim), (m,).
+
+        Under the Arrhenius law, w_0 is D at T_top, the hottest of T_ref and the scans, over
+        the largest D the priors allow there: D_ref = w_0 D_max exp(-E_a / k_B (1 / T_ref -
+        1 / T_top)). With E_a >= 0 that D is the largest of D_ref and every D_i, so the
+        support's curved edge (no scan's D above the per-scan prior) becomes the box's face
+        w_0 = 1, where an ensemble sampler moves freely. Every other coordinate is z itself.
+        """
+        z = np.array(np.atleast_2d(w), dtype=np.float64)
+        log_jacobian = np.zeros(len(z))
+        if self.law == "arrhenius":
+            low, high = self.group_prior.d_ref
+            hottest = self.temperature.max()
+            top = max(hottest, self.group_prior.t_ref)
+            d_max = self.prior.parameters[0].high if top == hottest else high
+            ea = self._scale(z[:, 1], self.group_prior.ea)
+            exponent = -ea / K_B_EV * (1 / self.group_prior.t_ref - 1 / top)
+            z[:, 0] = (z[:, 0] * d_max * np.exp(exponent) - low) / (high - low)
+            log_jacobian = np.log(d_max / (high - low)) + exponent
+        return z, log_jacobian
+
     def arrhenius(self, d_ref: np.ndarray, ea: np.ndarray) -> np.ndarray:
         """D_i of each scan, shape (m, n), for D_ref and E_a of shape (m,)."""
         inverse = 1 / self.temperature - 1 / self.group_prior.t_ref

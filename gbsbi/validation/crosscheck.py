@@ -71,6 +71,11 @@ class EmceeConfig:
         tau_factor: stop once the chain is longer than this many tau (emcee's advice: 50) and
             tau moved by less than ``tau_change`` since the last estimate.
         tau_change: relative change of tau that counts as settled.
+        min_ess: with a positive value, the rule of Vehtari et al. (2021) instead: stop once
+            the chain is ``tau_factor`` tau long and, after a burn-in of 2 tau, every
+            parameter's bulk ESS (ArviZ, walkers as chains) is at least this and its R-hat
+            at most ``max_rhat``.
+        max_rhat: see ``min_ess``.
     """
 
     walkers: int = 32
@@ -78,6 +83,8 @@ class EmceeConfig:
     max_steps: int = 30_000
     tau_factor: float = 50.0
     tau_change: float = 0.01
+    min_ess: float = 0.0
+    max_rhat: float = 1.01
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,7 +100,7 @@ class EmceeResult:
         steps, burn, thin: the run's length, burn-in (2 max tau) and thinning (min tau / 2).
         rhat, ess_bulk: ArviZ's rank-normalised R-hat and bulk ESS per parameter, the
             walkers as chains.
-        converged: whether the chain reached ``tau_factor`` tau with a settled tau.
+        converged: whether the chain met its stopping rule (:class:`EmceeConfig`).
         seconds: wall time.
     """
 
@@ -116,7 +123,7 @@ class EmceeResult:
 
 def run_emcee(
     log_prob: Callable[[np.ndarray], np.ndarray], start: np.ndarray, config: EmceeConfig,
-    seed: int = 0, names: tuple[str, ...] | None = None,
+    seed: int = 0, names: tuple[str, ...] | None = None, moves: list | None = None,
 ) -> EmceeResult:
     """Sample with emcee until the chain is long against its autocorrelation time.
 
@@ -126,6 +133,7 @@ def run_emcee(
         config: run settings.
         seed: seeds emcee's random state.
         names: the parameters' names (default u_D, u_sigma, u_c).
+        moves: emcee's proposal moves with their weights (default its stretch move).
 
     Returns:
         The draws after discarding 2 max(tau) steps and keeping every min(tau) / 2-th, with
@@ -135,7 +143,7 @@ def run_emcee(
 
     begin = time.perf_counter()
     walkers, dim = start.shape
-    sampler = emcee.EnsembleSampler(walkers, dim, log_prob, vectorize=True)
+    sampler = emcee.EnsembleSampler(walkers, dim, log_prob, vectorize=True, moves=moves)
     sampler.random_state = np.random.RandomState(seed).get_state()
     old = np.full(dim, np.inf)
     converged = False
@@ -143,8 +151,14 @@ def run_emcee(
     while sampler.iteration < config.max_steps:
         state = sampler.run_mcmc(state, config.check_every, progress=False)
         tau = sampler.get_autocorr_time(tol=0)
+        long_enough = np.all(tau * config.tau_factor < sampler.iteration)
+        if config.min_ess > 0:
+            if long_enough and _mixed(sampler, tau, config):
+                converged = True
+                break
+            continue
         settled = np.all(np.abs(old - tau) / tau < config.tau_change)
-        if np.all(tau * config.tau_factor < sampler.iteration) and settled:
+        if long_enough and settled:
             converged = True
             break
         old = tau
@@ -161,6 +175,19 @@ def run_emcee(
     samples = np.stack([data.posterior[n].values for n in names], axis=-1)
     return EmceeResult(samples, tau, int(sampler.iteration), burn, thin, rhat, ess, converged,
                        time.perf_counter() - begin)
+
+
+def _mixed(sampler, tau: np.ndarray, config: EmceeConfig) -> bool:  # noqa: ANN001
+    """Whether the chain after a burn-in of 2 max(tau) has every bulk ESS >= min_ess and
+    every R-hat <= max_rhat (ArviZ, walkers as chains)."""
+    from gbsbi.io.posteriors import arviz
+
+    az = arviz()
+    chain = sampler.get_chain(discard=int(np.ceil(2 * tau.max())))  # (steps, walkers, dim)
+    data = az.convert_to_dataset({"z": np.swapaxes(chain, 0, 1)})
+    ess = np.asarray(az.ess(data, method="bulk")["z"].values)
+    rhat = np.asarray(az.rhat(data)["z"].values)
+    return bool(np.all(ess >= config.min_ess) and np.all(rhat <= config.max_rhat))
 
 
 def scan_crosscheck(forward, phi_npe, posterior, pair: np.ndarray,  # noqa: ANN001

@@ -31,7 +31,7 @@ def scan_log_likelihood(model: TrainedModel,
     with torch.no_grad():
         features = parts(flow).embedding(torch.as_tensor(x, dtype=torch.float32))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def log_likelihood(u: np.ndarray) -> np.ndarray:
         u = np.asarray(u, dtype=np.float64)
         m, n, _ = u.shape
