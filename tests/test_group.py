@@ -26,7 +26,7 @@ def _gaussian(means: np.ndarray, sds: np.ndarray):  # noqa: ANN202
     return log_likelihood
 
 
-SETTINGS = GroupSettings(draws=4000, walkers=32, max_steps=8000, seed=3)
+SETTINGS = GroupSettings(draws=4000, walkers=32, max_steps=8000, seed=3, temper=1.0)  # the product
 
 
 def test_gaussian_scans_give_the_gaussian_product():
@@ -168,7 +168,7 @@ def test_one_scan_is_its_own_posterior(work):
     posterior = load_posterior(work / "model")
     maps = read_maps(work / "pseudo.h5")
     data = group_posterior(posterior, maps.C[:1], maps.temperature[:1], law="none", shared=(),
-                           settings=GroupSettings(draws=2000, seed=1))
+                           settings=GroupSettings(draws=2000, seed=1, temper=1.0))
     joint = np.stack([data.posterior[f"{n}_scan"].values[..., 0].ravel()
                       for n in ("D", "sigma", "c")], axis=-1)
     x = posterior.observe(maps.C[:1], temperature=maps.temperature[:1])
@@ -234,3 +234,26 @@ def test_a_group_at_one_temperature_or_sharing_data_is_refused(work, capsys):
                           str(work / "bad.nc"), "--include-flagged"])
     assert "share data" in err or "same map" in err
     assert not (work / "bad.nc").exists()
+
+
+def test_the_arrhenius_plot_of_a_group_with_a_scan_left_out(tmp_path):
+    """A scan left out of its group (a flagged one) has no draws of its own: the Arrhenius
+    plot shows the scans joined (it failed on a flagged scan: 'x' and 'y' must have the same
+    size)."""
+    from gbsbi.group.files import to_inference_data
+    from gbsbi.group.sample import GroupDraws
+    from gbsbi.plots.group import arrhenius_plot
+
+    model = GroupModel(np.array([300.0, 400.0]), "arrhenius", ("sigma", "c"))
+    rng = np.random.default_rng(0)
+    z = 0.2 + 0.1 * rng.random((4, 50, model.dim))
+    draws = GroupDraws(z, np.zeros((4, 50, 2)), np.ones(4), np.full(4, 100.0), np.ones(4),
+                       100, True, 0.1)
+    data = to_inference_data({"g": (model, draws, np.array([0, 2]))},
+                             np.array(["a", "b", "c"], dtype=object),
+                             np.array([300.0, 350.0, 400.0]), np.full(3, "g", dtype=object),
+                             None, {})
+    per_scan = 1e-4 * (1 + 0.1 * rng.random((100, 2)))
+    path = arrhenius_plot(data, "g", model, per_scan, tmp_path / "arrhenius.png",
+                          np.array([0, 2]))
+    assert path.stat().st_size > 1000

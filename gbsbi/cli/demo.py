@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "known theta); train a posterior estimator adapted to the pseudo-experiments' maps; "
         "write the posterior of every pseudo-experiment (NetCDF, CSV, corner plots with the "
         "true values, intervals against temperature) and print how well they cover the "
-        "truth. About 3 minutes on 2 cores.",
+        "truth; check the calibration, run predictive checks of a few scans, join each "
+        "material's temperature series (gbsbi group --law arrhenius) and write report.html. "
+        "About 5.5 minutes on 2 cores.",
     )
     p.add_argument("--out", default="demo-output", metavar="DIR",
                    help="output folder (default demo-output)")

@@ -60,6 +60,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"the most emcee steps (default {settings.max_steps})")
     p.add_argument("--seed", type=nonnegative_int, default=settings.seed,
                    help="random seed (default 0)")
+    p.add_argument("--temper", type=positive_float, default=settings.temper, metavar="LAMBDA",
+                   help="power of each scan's likelihood in the product, in (0, 1] (default "
+                   f"{settings.temper:g}; 1: the plain product; docs/inference.md"
+                   "#group-posteriors)")
     p.add_argument("--include-flagged", action="store_true",
                    help="keep scans flagged as unlike the simulations")
     p.add_argument("--no-plots", action="store_true", help="write no figures")
@@ -74,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"gbsbi group: warning: {line}", file=sys.stderr)
 
     prior = GroupPrior(args.d_ref_prior, args.ea_prior, args.t_ref)
-    settings = GroupSettings(draws=args.draws, max_steps=args.max_steps, seed=args.seed)
+    settings = GroupSettings(draws=args.draws, max_steps=args.max_steps, seed=args.seed,
+                             temper=args.temper)
     group_to_files(args.model, args.maps, args.out, law=args.law, shared=args.shared,
                    prior=prior, settings=settings, include_flagged=args.include_flagged,
                    plots=not args.no_plots, overwrite=args.overwrite, warn=warn)

@@ -227,7 +227,7 @@ def group_to_files(
         for group, (group_model, _, index) in joined.items():
             per_scan = posterior_draws(model, scans.x[index], 1000, settings.seed)[..., 0]
             arrhenius_plot(data, group, group_model, per_scan,
-                           folder / f"arrhenius_{_safe(group)}.png")
+                           folder / f"arrhenius_{_safe(group)}.png", index)
             group_corner(data, group, folder / f"corner_{_safe(group)}.png")
         log(f"wrote the Arrhenius and corner plots of {len(joined)} group(s) to {folder}")
     log(f"wrote {out} ({len(joined)} group(s), {settings.draws} draws each)")

@@ -37,7 +37,13 @@ def scan_log_likelihood(model: TrainedModel,
         m, n, _ = u.shape
         inside = np.all((u >= 0) & (u <= 1), axis=-1)
         flat = torch.as_tensor(np.clip(u, 0, 1).reshape(m * n, 3), dtype=torch.float32)
-        out = log_prob_given(flow, flat, features.repeat(m, 1)).double().numpy().reshape(m, n)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a few hundred points: more threads only add their overhead
+        try:
+            out = log_prob_given(flow, flat, features.repeat(m, 1))
+        finally:
+            torch.set_num_threads(threads)
+        out = out.double().numpy().reshape(m, n)
         return np.where(inside, np.nan_to_num(out, nan=-np.inf), -np.inf)
 
     return log_likelihood
