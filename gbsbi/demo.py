@@ -40,7 +40,7 @@ class DemoSize:
     group_draws: int
 
 
-FULL = DemoSize(bank=10_000, groups=3, temperatures=(300.0, 350.0, 400.0, 450.0), repeats=5,
+FULL = DemoSize(bank=8_000, groups=3, temperatures=(300.0, 350.0, 400.0, 450.0), repeats=5,
                 epochs=20, draws=2000, check_draws=1000, ppc_scans=6, ppc_draws=50,
                 group_draws=2000)
 QUICK = DemoSize(bank=600, groups=2, temperatures=(320.0, 420.0), repeats=1, epochs=2,
