@@ -179,8 +179,7 @@ def power_law(sizes: np.ndarray, nll: np.ndarray) -> dict:
             "sd": np.sqrt(np.diag(cov)).tolist(), "flat_from": flat}
 
 
-def summarise(work: Path, results: Path, sizes: list[int], network_size: int,
-              seed_size: int) -> None:
+def summarise(work: Path, results: Path, network_size: int, seed_size: int) -> None:
     from gbsbi.plots import pyplot
 
     records = read(work)
@@ -266,7 +265,7 @@ def main() -> None:
         print("\n".join(f"{k}: {v}" for k, v in plan.items()))
         return
     if args.summarise:
-        summarise(args.work, args.results, sizes, args.network_size, args.seed_size)
+        summarise(args.work, args.results, args.network_size, args.seed_size)
         return
     args.work.mkdir(parents=True, exist_ok=True)
     import torch

@@ -11,7 +11,7 @@ from gbsbi.plots import pyplot, save
 
 
 def arrhenius_plot(data, group: str, model, per_scan: np.ndarray,  # noqa: ANN001
-                   path: Path, scans: np.ndarray | None = None) -> Path:
+                   path: Path, scans: np.ndarray) -> Path:
     """ln D against 1000 / T: each scan's own posterior (median and 90 % interval, from
     ``per_scan``, draws of D of shape (draws, n)), the group's law (median and 90 % band over
     a temperature grid, or the shared D), and the true values where known.
@@ -22,16 +22,13 @@ def arrhenius_plot(data, group: str, model, per_scan: np.ndarray,  # noqa: ANN00
         model: its :class:`gbsbi.group.law.GroupModel`.
         per_scan: draws of each scan's D from its own posterior, shape (draws, n).
         path: the PNG to write.
-        scans: the indices of the n scans joined (default: every scan of the group; a scan
-            left out, e.g. flagged, is not among them).
+        scans: the indices of the n scans joined (a scan of the group left out, e.g. a
+            flagged one, is not among them).
     """
     plt = pyplot()
     const = data.constant_data
-    if scans is None:
-        members = np.asarray(const["scan_group"].values, dtype=str) == group
-    else:
-        members = np.zeros(const.sizes["scan"], dtype=bool)
-        members[np.asarray(scans)] = True
+    members = np.zeros(const.sizes["scan"], dtype=bool)
+    members[np.asarray(scans)] = True
     temperature = const["temperature"].values[members]
     fig, ax = plt.subplots(figsize=(6, 4.4), constrained_layout=True)
     x = 1000 / temperature
