@@ -70,12 +70,14 @@ def points(sizes: list[int], network_size: int, seed_size: int) -> dict[str, dic
 
 
 def bank(work: Path, n: int, seed: int) -> Path:
-    """The bank of n maps (seed 0 for training, 1 for the held-out bank), simulated once."""
+    """The bank of n maps (seed 0 for training, 1 for the held-out bank), simulated once; an
+    interrupted simulation goes on from its journal."""
     path = work / f"bank-{n}-{seed}.h5"
     if not path.exists():
         start = time.perf_counter()
+        journal = path.with_name(path.name + ".parts")
         simulate_bank(path, BankSpec(ExperimentConfig(), Prior(), n, seed, measurement="fast"),
-                      workers=1)
+                      workers=1, resume=journal.exists())
         print(f"bank of {n}: {time.perf_counter() - start:.0f} s", flush=True)
     return path
 

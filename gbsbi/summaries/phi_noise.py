@@ -133,8 +133,9 @@ def _energies(C: np.ndarray, n_age: int, n_lag: int) -> dict[str, np.ndarray]:
     T = np.shape(C)[-1]
     _, _, starts, lags = _pairs_by_lag(T)
     values = _pair_values(C)
-    c_tti, dC = _drift_of_pairs(values, starts, lags)
-    if not np.isnan(values).any():  # no dropped frame: fewer passes, the same values
+    missing = np.isnan(values)
+    if not missing.any():  # no dropped frame: fewer passes, the same values
+        c_tti, dC = _drift_of_pairs(values, starts, lags)
         n_k = (T - np.arange(1, T)).astype(np.float64)
         total = values.mean(axis=-1)
         shape = values.shape[:-1]
@@ -149,21 +150,28 @@ def _energies(C: np.ndarray, n_age: int, n_lag: int) -> dict[str, np.ndarray]:
             "n": len(lags),
             "T": T,
         }
-    valid = ~np.isnan(dC)
-    dC = np.where(valid, dC, 0.0)
+    # As _drift_of_pairs, with the missing pairs' drift set to 0 and each pass shared.
+    np.copyto(values, 0.0, where=missing)
+    valid = ~missing
     n_valid = np.add.reduceat(valid, starts, axis=-1)
-    values = np.where(valid, dC + c_tti[..., lags - 1], 0.0)
-    total = values.sum(axis=-1) / valid.sum(axis=-1)
+    sums = np.add.reduceat(values, starts, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c_tti = sums / n_valid
+    dC = values
+    dC -= c_tti[..., lags - 1]
+    np.copyto(dC, 0.0, where=missing)
+    pairs = n_valid.sum(axis=-1)
+    total = sums.sum(axis=-1) / pairs
     has = n_valid > 0
     tti = np.sum(np.where(has, n_valid * (np.where(has, c_tti, 0) - total[..., None]) ** 2, 0), -1)
     return {
-        "drift": np.sum(dC**2, axis=-1),
+        "drift": np.einsum("...i,...i->...", dC, dC),
         "smooth": smooth_energy(dC, n_age, n_lag),
         "tti": tti,
         "rank": _rank(T, n_age, n_lag),
-        "pairs": valid.sum(axis=-1),
+        "pairs": pairs,
         "diagonals": has.sum(axis=-1),
-        "fraction": valid.mean(axis=-1),
+        "fraction": pairs / len(lags),
         "n": len(lags),
         "T": T,
     }
