@@ -156,11 +156,16 @@ class Prior:
         age: (low, high) range of the age t_w in s of a window (the time since the start of the
             measurement at its first frame, docs/model.md#age), drawn uniformly;
             (0, 0): every window starts at the initial shape and no age is drawn.
+        age_zero: the share of windows drawn at age 0 exactly (a measurement's first window),
+            the rest uniform over ``age``: 0.5 gives the young windows, where the boundary
+            still carries sigma and c, half of a bank that uniform ages would spend mostly on
+            relaxed ones (studies/results/long_measurements.md). 0 draws nothing for it.
     """
 
     parameters: tuple[ParameterSpec, ...] = field(default_factory=_default_parameters)
     temperature: tuple[float, float] = (300.0, 500.0)
     age: tuple[float, float] = (0.0, 0.0)
+    age_zero: float = 0.0
 
     def __post_init__(self) -> None:
         params = tuple(
@@ -174,6 +179,10 @@ class Prior:
         if not 0 < lo <= hi:
             raise ConfigError(f"temperature range must satisfy 0 < low <= high, got ({lo}, {hi})")
         object.__setattr__(self, "age", _range("prior age", self.age, 0, np.inf, False))
+        object.__setattr__(self, "age_zero", float(self.age_zero))
+        if not 0 <= self.age_zero < 1 or (self.age_zero > 0 and not self.aged):
+            raise ConfigError(f"prior age_zero must be in [0, 1) and needs an age range, got "
+                              f"{self.age_zero} with age {self.age}")
 
     @property
     def aged(self) -> bool:
@@ -181,8 +190,14 @@ class Prior:
         return self.age != (0.0, 0.0)
 
     def sample_age(self, n: int, rng: np.random.Generator) -> np.ndarray | None:
-        """n ages in s, drawn uniformly, shape (n,); None (nothing drawn) without ages."""
-        return _uniform(self.age, n, rng) if self.aged else None
+        """n ages in s, shape (n,): uniform over ``age``, a share ``age_zero`` of them 0;
+        None (nothing drawn) without ages."""
+        if not self.aged:
+            return None
+        age = _uniform(self.age, n, rng)
+        if self.age_zero > 0:
+            age[rng.random(n) < self.age_zero] = 0.0
+        return age
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -244,7 +259,10 @@ class Prior:
         return np.all((theta >= self.low) & (theta <= self.high), axis=-1)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if not self.age_zero:  # as before age_zero existed: the same configuration hashes
+            del out["age_zero"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> Prior:

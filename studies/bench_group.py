@@ -16,8 +16,8 @@ likelihoods (:func:`gbsbi.inference.npe.likelihood.scan_log_likelihood`):
 Prints each group's seconds, steps, largest R-hat and the 5 / 50 / 95 % quantiles of Ea from
 both (the same posterior), then the median time of each and the line ``reference/gbsbi time:
 R``. ArviZ's import and first use, paid once per process by ``gbsbi group`` and by both
-samplers, is timed apart before the groups. Torch uses ``--threads`` threads (default 1: run it pinned with taskset, or on an idle
-machine with 2).
+samplers, is timed apart before the groups. Torch uses ``--threads`` threads (default 1: run
+it pinned with taskset, or on an idle machine with 2).
 
 Usage: python studies/bench_group.py --model MODEL_DIR [--groups 3] [--scans 8] [--seed 0]
 """

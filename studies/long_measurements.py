@@ -6,7 +6,8 @@ pixel per frame, 20,000 pixels, beta 0.2; a steady beam) are cut into the window
 2,000 and 4,000 s, as `gbsbi import --window 2000 --stride 2000` cuts a long map. Two posterior
 estimators trained on banks of the same size and physics are compared:
 
-- ``aged``: on a bank whose windows have ages drawn from (0, 4000) s, the age an input;
+- ``aged``: on a bank whose windows have ages drawn from (0, 4000) s, a share ``--age-zero``
+  of them (default 0.5) at age 0 exactly, the age an input;
 - ``fresh``: on a bank without ages (every window starts at the initial shape);
 
 both with the physics and training settings of ``--fresh-model`` where given (else the
@@ -19,7 +20,7 @@ the aged model the joint posterior of each measurement's windows (`gbsbi group -
 --shared D,sigma,c`): its coverage and the width of its 90 % intervals against one window's.
 Writes studies/results/long_measurements.json, .md and .png.
 
-Usage: python studies/long_measurements.py --work DIR [--n 60] [--n-train 20000]
+Usage: python studies/long_measurements.py --work DIR [--n 60] [--n-train 20000] [--age-zero 0.5]
        [--fresh-model DIR --heldout BANK]  (reuse the robustness study's plain model)
 """
 
@@ -55,7 +56,8 @@ from simulators.measured import measured_maps  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 PARAMS = ("D", "log10 sigma", "c")
 WINDOWS = 3
-AGED = Prior(age=(0.0, 4000.0))
+#: The aged model's ages: uniform over (0, 4000) s, a share ``--age-zero`` of them 0.
+AGES = (0.0, 4000.0)
 STEADY = MeasurementPrior(drift=(0.0, 0.0), dropped=(0.0, 0.0))
 
 
@@ -223,11 +225,14 @@ def main() -> None:
                         help="a model without ages (bank of --n-train maps); the aged model "
                         "is trained with its physics and settings")
     parser.add_argument("--heldout", type=Path, help="held-out bank at age 0")
+    parser.add_argument("--age-zero", type=float, default=0.5,
+                        help="share of the aged bank's windows at age 0 (Prior.age_zero)")
     parser.add_argument("--seed", type=int, default=31)
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    models = {"aged": train(args.work, "aged", AGED, args.n_train, args.epochs, args.seed,
+    aged = Prior(age=AGES, age_zero=args.age_zero)
+    models = {"aged": train(args.work, "aged", aged, args.n_train, args.epochs, args.seed,
                             args.fresh_model),
               "fresh": args.fresh_model or train(args.work, "fresh", Prior(), args.n_train,
                                                  args.epochs, args.seed)}

@@ -86,6 +86,25 @@ def test_bad_age_ranges_are_config_errors():
         Prior(age=(100.0, 0.0))
     with pytest.raises(ConfigError):
         Prior(age=(-5.0, 10.0))
+    with pytest.raises(ConfigError):
+        Prior(age_zero=0.5)  # a share at age 0 of windows that have no ages
+    with pytest.raises(ConfigError):
+        Prior(age=(0.0, 10.0), age_zero=1.0)
+
+
+def test_a_share_of_windows_at_age_zero_and_the_rest_uniform():
+    mixed = Prior(age=(0.0, 4000.0), age_zero=0.5)
+    ages = mixed.sample_age(20_000, np.random.default_rng(3))
+    # 20,000 Bernoulli(0.5) draws: the share's sd is 0.0035, so 0.02 is over five sd.
+    assert abs(np.mean(ages == 0) - 0.5) < 0.02
+    rest = ages[ages > 0]
+    # Uniform over (0, 4000): the mean of 10,000 has sd 11.5 s; 60 s is over five sd.
+    assert abs(rest.mean() - 2000) < 60 and rest.max() <= 4000
+    # Without the share nothing more is drawn: the ages of banks made before it, to the byte.
+    uniform = Prior(age=(0.0, 4000.0))
+    np.testing.assert_array_equal(uniform.sample_age(50, np.random.default_rng(4)),
+                                  np.random.default_rng(4).random(50) * 4000.0)
+    assert "age_zero" not in uniform.to_dict() and Prior.from_dict(mixed.to_dict()) == mixed
 
 
 def _windows(ages: list[float], measurement: str = "run") -> Maps:

@@ -61,13 +61,13 @@ class MisspecConfig:
             gives the reference log-densities.
         alpha: significance level of the per-scan flag.
         max_epochs: the most epochs of sbi's trainer (it stops early on its own split, after
-            ``patience`` epochs without improvement).
+            ``patience`` epochs without improvement). The p-values are calibrated for any
+            fitted density (the null log-densities come from the same density on simulations
+            it never saw); a better fit only gives the test more power.
         learning_rate: Adam's step size in sbi's trainer. 2e-3, not sbi's 5e-4: on the few
             hundred held-out simulations of a small bank the density was still improving
             after 100 epochs at 5e-4 (C2ST 0.85 on the demo's model, refitted larger for
-            another 35-70 s to 0.78), and at 2e-3 it reaches 0.63-0.65 in the same time. The p-values are calibrated for any
-            fitted density (the null log-densities come from the same density on simulations
-            it never saw); a better fit only gives the test more power.
+            another 35-70 s to 0.78), and at 2e-3 it reaches 0.63-0.65 in the same time.
         patience: epochs without a better validation loss before sbi's trainer stops.
         seed: seeds the split and the fit.
         c2st_limit: a density whose C2ST against the null features exceeds this is refitted
