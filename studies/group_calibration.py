@@ -93,8 +93,10 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=200)
     parser.add_argument("--draws", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--temper", type=float, default=1.0,
-                        help="power of each scan's likelihood in the product (GroupSettings)")
+    parser.add_argument("--temper", type=float, default=GroupSettings.temper,
+                        help="power of each scan's likelihood in the product (default that of "
+                        "gbsbi group; 1: the plain product); with --summarise, that of records "
+                        "which do not carry it")
     parser.add_argument("--records", type=Path, help="JSON lines, one group each (appended)")
     parser.add_argument("--summarise", type=Path, nargs="+", metavar="FILE",
                         help="pool these record files into the results; nothing is sampled")
@@ -122,7 +124,7 @@ def main() -> None:
         draws = sample_group(group["law"], scan_log_likelihood(model, x), settings)
         seconds = time.perf_counter() - began
         values = group["law"].physical(draws.z.reshape(-1, group["law"].dim))
-        record = {"n": len(x), "seconds": seconds, "steps": draws.steps,
+        record = {"n": len(x), "temper": args.temper, "seconds": seconds, "steps": draws.steps,
                   "rhat_max": float(np.nanmax(draws.rhat)), "truth": group["truth"],
                   "naive": naive(model, x, group["temperature"], prior.t_ref, args.seed)}
         for name in PARAMS:
@@ -145,12 +147,20 @@ def read_records(paths: list[Path]) -> list[dict]:
             if line.strip()]
 
 
+#: Bins of the true Ea [eV] for the coverage against it.
+EA_BINS = ((0.0, 0.25), (0.25, 0.5), (0.5, 1.01))
+
+
 def summarise(records: list[dict], args: argparse.Namespace) -> None:
     from scipy import stats
 
     from gbsbi.plots import pyplot
 
     n = len(records)
+    tempers = {r.get("temper", args.temper) for r in records}
+    if len(tempers) > 1:
+        raise SystemExit(f"the records mix tempers {sorted(tempers)}: summarise each apart")
+    args.temper = tempers.pop()
     table = {}
     for name in PARAMS:
         truth = np.array([scale(name, np.array(r["truth"][name])) for r in records])
@@ -170,6 +180,15 @@ def summarise(records: list[dict], args: argparse.Namespace) -> None:
                "seconds_8_scans_max": float(eight.max()) if len(eight) else None,
                "seconds_8_scans_median": float(np.median(eight)) if len(eight) else None,
                "rhat_max": float(max(r["rhat_max"] for r in records))}
+    # Coverage against the true Ea: the groups of a large Ea reach the edges of the per-scan
+    # prior of D (tiny D at the coldest scans, the largest at the hottest).
+    true_ea = np.array([r["truth"]["Ea"] for r in records])
+    summary["coverage_by_true_ea"] = [
+        {"ea": [low, high], "groups": int(pick.sum()),
+         **{name: float(np.mean([r[name]["covered"] for r, p in zip(records, pick, strict=True)
+                                 if p])) if pick.any() else None for name in PARAMS}}
+        for low, high in EA_BINS
+        for pick in [(true_ea >= low) & (true_ea < high)]]
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "group_calibration.json").write_text(json.dumps(
         {"settings": {k: str(v) for k, v in vars(args).items()}, "summary": summary,
@@ -181,6 +200,11 @@ def summarise(records: list[dict], args: argparse.Namespace) -> None:
         lines.append(f"| {label} | {t['coverage_90']:.3f} | {t['sbc_ks_p']:.3f} | "
                      f"{t['rmse_group']:.3g} | {t['rmse_naive']:.3g} | "
                      f"{t['rmse_group'] / t['rmse_naive']:.2f} |")
+    lines += ["", "| true Ea [eV] | groups | " + " | ".join(PARAMS) + " |",
+              "| --- | --- |" + " --- |" * len(PARAMS)]
+    for row in summary["coverage_by_true_ea"]:
+        lines.append(f"| {row['ea'][0]:g}-{row['ea'][1]:g} | {row['groups']} | " + " | ".join(
+            "-" if row[name] is None else f"{row[name]:.2f}" for name in PARAMS) + " |")
     text = "\n".join(lines)
     (args.results / "group_calibration_table.md").write_text(text + "\n")
     print(text)
