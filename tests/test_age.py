@@ -87,9 +87,8 @@ def test_bad_age_ranges_are_config_errors():
     with pytest.raises(ConfigError):
         Prior(age=(-5.0, 10.0))
     with pytest.raises(ConfigError):
-        Prior(age_zero=0.5)  # a share at age 0 of windows that have no ages
-    with pytest.raises(ConfigError):
         Prior(age=(0.0, 10.0), age_zero=1.0)
+    assert Prior(age=(0.0, 0.0)).age_zero == 0  # no ages: no share at age 0 either
 
 
 def test_a_share_of_windows_at_age_zero_and_the_rest_uniform():
@@ -101,10 +100,15 @@ def test_a_share_of_windows_at_age_zero_and_the_rest_uniform():
     # Uniform over (0, 4000): the mean of 10,000 has sd 11.5 s; 60 s is over five sd.
     assert abs(rest.mean() - 2000) < 60 and rest.max() <= 4000
     # Without the share nothing more is drawn: the ages of banks made before it, to the byte.
-    uniform = Prior(age=(0.0, 4000.0))
+    uniform = Prior(age=(0.0, 4000.0), age_zero=0.0)
     np.testing.assert_array_equal(uniform.sample_age(50, np.random.default_rng(4)),
                                   np.random.default_rng(4).random(50) * 4000.0)
-    assert "age_zero" not in uniform.to_dict() and Prior.from_dict(mixed.to_dict()) == mixed
+    assert Prior.from_dict(mixed.to_dict()) == mixed
+    # A prior recorded before age_zero existed drew its ages uniformly; one recorded before
+    # ages existed had none; one without ages records no share, as before it existed.
+    assert Prior.from_record({"age": [0.0, 4000.0]}).age_zero == 0
+    assert not Prior.from_record({}).aged
+    assert "age_zero" not in Prior(age=(0.0, 0.0)).to_dict()
 
 
 def _windows(ages: list[float], measurement: str = "run") -> Maps:
@@ -136,7 +140,7 @@ def test_a_model_without_ages_warns_about_aged_windows_and_one_with_ages_about_o
     from gbsbi.inference.data import temperature_warnings
 
     maps = _windows([0.0, 2000.0, 9000.0])
-    fresh = temperature_warnings(maps, Prior())
+    fresh = temperature_warnings(maps, Prior(age=(0.0, 0.0)))
     assert len(fresh) == 2 and all("knows no ages" in line for line in fresh)
     aged = temperature_warnings(maps, Prior(age=(0.0, 4000.0)))
     assert len(aged) == 1 and "run@9000s" in aged[0] and "outside" in aged[0]

@@ -45,8 +45,8 @@ def test_one_boundary_without_spread_is_the_single_boundary_model_to_the_byte():
 def test_a_measured_bank_of_one_boundary_and_a_steady_beam_is_the_old_bank_to_the_byte():
     """The block as the single-boundary model made it: prior, counts / N_pix / beta, the
     boundary's phase, the fast noise model; the same seed gives the same bytes."""
-    spec = BankSpec(SMALL, Prior(), n=16, seed=3, block_size=16, measurement="fast",
-                    nuisance=STEADY, sample=SINGLE)
+    spec = BankSpec(SMALL, Prior(age=(0.0, 0.0)), n=16, seed=3, block_size=16,
+                    measurement="fast", nuisance=STEADY, sample=SINGLE)  # the old bank: no ages
     ours = simulate_block(spec, 0)
     rng = block_rng(3, 0)
     theta, temperature = spec.prior.sample(16, rng)

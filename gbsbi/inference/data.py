@@ -137,7 +137,7 @@ def read_bank_setup(path: str | os.PathLike) -> BankSetup:
         chash = str(f.attrs.get("config_hash", ""))
     try:
         config = ExperimentConfig.from_dict(data["experiment"])
-        prior = Prior.from_dict(data["prior"])
+        prior = Prior.from_record(data["prior"])
         nuisance = MeasurementPrior.from_record(data.get("nuisance", {}))
         sample = SamplePrior.from_record(data.get("sample"))
     except (ConfigError, KeyError, TypeError) as err:

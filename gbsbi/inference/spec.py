@@ -79,7 +79,7 @@ class ModelSpec:
             raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {kind!r}")
         return cls(
             experiment=ExperimentConfig.from_dict(data["experiment"]),
-            prior=Prior.from_dict(data["prior"]),
+            prior=Prior.from_record(data["prior"]),
             nuisance=MeasurementPrior.from_record(data["measurement"]),
             inputs=InputConfig(**data["inputs"]),
             embedding=EmbeddingConfig(**data["embedding"]),
