@@ -71,12 +71,12 @@ def _demo(out: Path, size: DemoSize, seed: int) -> None:
     from gbsbi.inference.npe.config import settings
     from gbsbi.inference.pipeline import train_model
     from gbsbi.plots.bank import plot_bank
-    from simulators.config import ExperimentConfig, MeasurementPrior, Prior
+    from simulators.config import FRESH, ExperimentConfig, MeasurementPrior
 
     # No window ages: the pseudo-experiments are single fresh windows, and on a bank of the
     # demo's size and epochs a model with ages had not converged (its 90 % intervals covered
     # D on 63 % of them, against 80 % without ages).
-    config, prior, nuisance = ExperimentConfig(), Prior(age=(0.0, 0.0)), MeasurementPrior()
+    config, prior, nuisance = ExperimentConfig(), FRESH, MeasurementPrior()
     spec = BankSpec(config, prior, size.bank, seed, measurement="fast", nuisance=nuisance)
     bank = out / "bank.h5"
     with progress_bar(spec.n, "simulate", "map") as bar:

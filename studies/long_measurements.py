@@ -50,7 +50,7 @@ from gbsbi.inference.npe.predict import load_posterior, posterior_draws  # noqa:
 from gbsbi.inference.pipeline import train_model  # noqa: E402
 from gbsbi.io.mapsfile import Maps, write_maps  # noqa: E402
 from gbsbi.validation.calibration import LEVEL, r2_score, rmse  # noqa: E402
-from simulators.config import ExperimentConfig, MeasurementPrior, Prior  # noqa: E402
+from simulators.config import FRESH, ExperimentConfig, MeasurementPrior, Prior  # noqa: E402
 from simulators.measured import measured_maps  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -234,11 +234,11 @@ def main() -> None:
     aged = Prior(age=AGES, age_zero=args.age_zero)
     models = {"aged": train(args.work, "aged", aged, args.n_train, args.epochs, args.seed,
                             args.fresh_model),
-              "fresh": args.fresh_model or train(args.work, "fresh", Prior(), args.n_train,
+              "fresh": args.fresh_model or train(args.work, "fresh", FRESH, args.n_train,
                                                  args.epochs, args.seed)}
     heldout = args.heldout or args.work / "heldout.h5"
     if not heldout.exists():
-        simulate_bank(heldout, BankSpec(ExperimentConfig(), Prior(), 1000, args.seed + 1,
+        simulate_bank(heldout, BankSpec(ExperimentConfig(), FRESH, 1000, args.seed + 1,
                                         measurement="fast", sample=POLYCRYSTAL), workers=2)
     maps = long_measurements(args.work / "long.h5", args.n, args.seed)
     results = {

@@ -54,10 +54,10 @@ from gbsbi.io.mapsfile import Maps, read_maps, write_maps  # noqa: E402
 from gbsbi.validation.calibration import LEVEL, r2_score, rmse  # noqa: E402
 from gbsbi.validation.misspecification import scan_tests  # noqa: E402
 from simulators.config import (  # noqa: E402
+    FRESH,
     SINGLE_BOUNDARY,
     ExperimentConfig,
     MeasurementPrior,
-    Prior,
     SamplePrior,
 )
 
@@ -80,7 +80,7 @@ def banks(work: Path, n_train: int, n_heldout: int, seed: int,
     """The training banks the estimators ``names`` need and the held-out bank."""
     paths = {"train": work / "train.h5", "single": work / "train-single.h5",
              "broad": work / "train-broad.h5", "heldout": work / "heldout.h5"}
-    config, prior = ExperimentConfig(), Prior()
+    config, prior = ExperimentConfig(), FRESH
     specs = {
         "train": BankSpec(config, prior, n_train, seed, measurement="fast", sample=POLYCRYSTAL),
         "single": BankSpec(config, prior, n_train, seed, measurement="fast",
@@ -176,7 +176,7 @@ def evaluate(name: str, model_dir: Path, paths: dict, sets_: dict, n_flag: int,
     spec = model.spec
     held = bank_inputs(paths["heldout"], spec.inputs, cache=work / "cache")
     index = np.arange(min(n_flag, len(held.x)))
-    C, temperature = bank_maps(paths["heldout"], index)
+    C, temperature, _ = bank_maps(paths["heldout"], index)  # its banks have no ages
     results = {"held-out": score(model, held.x, held.theta, None, held.temperature, draws,
                                  seed)}
     flagged = score(model, held.x[index], held.theta[index], C, temperature, draws, seed)

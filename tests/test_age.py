@@ -169,3 +169,21 @@ def test_posterior_files_and_tables_carry_the_age(tmp_path):
     assert [r["age"] for r in rows] == [0.0, 2000.0, 4000.0]
     assert "age [s]" in format_table(rows).splitlines()[1]
     assert intervals_plot(back, Prior(), tmp_path / "i.png").stat().st_size > 0
+
+
+def test_predictive_replicates_start_at_the_scans_age():
+    """A window of a long measurement is replicated at its own age: age 0 is the replicate
+    as before to the byte, a later age other maps from the same random numbers."""
+    from gbsbi.validation.ppc import replicate_maps
+    from simulators.config import MeasurementPrior
+
+    config = replace(SMALL, n_frames=32)
+    steady = MeasurementPrior(drift=(0.0, 0.0), dropped=(0.0, 0.0))
+    C = 1 + 0.2 * np.exp(-np.abs(np.subtract.outer(config.t, config.t)) / 500.0)
+    draws = np.array([[5e-5, 0.03, 0.45]] * 4)
+    plain, _ = replicate_maps(draws, 400.0, C, config, steady, np.random.default_rng(1))
+    zero, _ = replicate_maps(draws, 400.0, C, config, steady, np.random.default_rng(1), age=0.0)
+    old, _ = replicate_maps(draws, 400.0, C, config, steady, np.random.default_rng(1),
+                            age=2000.0)
+    np.testing.assert_array_equal(plain, zero)
+    assert not np.allclose(old, plain)

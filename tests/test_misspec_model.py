@@ -44,9 +44,9 @@ def test_every_statistic_is_uniform_on_fresh_simulations(trained):
 
     model, fresh = trained
     data = bank_inputs(fresh, model.spec.inputs)
-    C, temperature = bank_maps(fresh, np.arange(len(data.x)))
+    C, temperature, age = bank_maps(fresh, np.arange(len(data.x)))
     tested = scan_tests(model, data.x, C, temperature,
-                        posterior_draws(model, data.x, 40, 0), seed=0)
+                        posterior_draws(model, data.x, 40, 0), seed=0, age=age)
     assert set(tested.tests) == set(TESTS)
     for name, p in tested.tests.items():
         assert stats.kstest(p, "uniform").pvalue > 1e-3, name

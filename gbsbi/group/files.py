@@ -182,7 +182,7 @@ def group_to_files(
     if not include_flagged:
         tested = scan_tests(model, scans.x, scans.maps.C, scans.maps.temperature,
                             posterior_draws(model, scans.x, PPC_DRAWS, settings.seed),
-                            settings.seed)
+                            settings.seed, scans.maps.ages)
         if tested is not None and tested.flagged.any():
             keep = ~tested.flagged
             warn(f"left out {int((~keep).sum())} scan(s) flagged as unlike the simulations: "

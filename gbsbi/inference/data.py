@@ -240,18 +240,21 @@ def bank_sample(
     return x, theta, setup
 
 
-def bank_maps(path: str | os.PathLike, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The maps C, shape (k, T, T), float32, and temperatures, shape (k,), of a bank's maps
-    ``index`` (in the order given), read without the rest of the bank."""
+def bank_maps(path: str | os.PathLike,
+              index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The maps C, shape (k, T, T), float32, temperatures and window ages (0 in a bank
+    without ages), each shape (k,), of a bank's maps ``index`` (in the order given), read
+    without the rest of the bank."""
     index = np.asarray(index, dtype=np.int64)
     order = np.argsort(index)
     with _open(path) as f:
         C = f["C"][index[order]] if len(index) else np.zeros((0, *f["C"].shape[1:]),
                                                               np.float32)
         temperature = f["temperature"][()][index]
+        age = f["age"][()][index] if "age" in f else np.zeros(len(index))
     back = np.empty_like(order)
     back[order] = np.arange(len(order))
-    return C[back], temperature
+    return C[back], temperature, age
 
 
 def maps_hash(maps: Maps) -> str:

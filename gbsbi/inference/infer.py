@@ -87,7 +87,8 @@ def with_misspecification(model: TrainedModel, scans: ScanInputs, draws: Posteri
     from gbsbi.validation.misspecification import scan_tests
 
     flat = draws.theta.reshape(-1, *draws.theta.shape[2:])
-    tested = scan_tests(model, scans.x, scans.maps.C, scans.maps.temperature, flat, seed)
+    tested = scan_tests(model, scans.x, scans.maps.C, scans.maps.temperature, flat, seed,
+                        scans.maps.ages)
     if tested is None:
         return draws
     return replace(draws, misspecification=tested.p, alpha=tested.alpha, tests=tested.tests)

@@ -178,7 +178,7 @@ def subspace_columns(model: TrainedModel) -> np.ndarray:
 
 
 def fit_reference(model: TrainedModel, heldout: np.ndarray, config: MisspecConfig,
-                  maps: tuple[np.ndarray, np.ndarray] | None = None,
+                  maps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                   log: Callable[[str], None] = print) -> Reference:
     """Fit the reference on held-out simulations (module docstring).
 
@@ -186,8 +186,8 @@ def fit_reference(model: TrainedModel, heldout: np.ndarray, config: MisspecConfi
         model: the trained model.
         heldout: network inputs of held-out simulations, shape (n, D), n >= MIN_HELDOUT.
         config: the fit.
-        maps: those simulations' maps C, shape (n, T, T), and temperatures, shape (n,), for
-            the predictive statistics; None for none.
+        maps: those simulations' maps C, shape (n, T, T), temperatures and window ages, each
+            shape (n,), for the predictive statistics; None for none.
         log: where notes go.
     """
     if len(heldout) < MIN_HELDOUT:
@@ -212,7 +212,8 @@ def fit_reference(model: TrainedModel, heldout: np.ndarray, config: MisspecConfi
     if maps is not None:
         pick = null_part[: config.ppc_null]
         nulls["ppc_map"], nulls["ppc_phi"] = predictive_null(
-            model, heldout[pick], maps[0][pick], maps[1][pick], config.seed)
+            model, heldout[pick], maps[0][pick], maps[1][pick], config.seed,
+            maps[2][pick])
         reference.meta["n_ppc_null"] = len(pick)
     return replace(reference, subspace=subspace, nulls=nulls)
 
@@ -223,9 +224,10 @@ def _split(n: int, config: MisspecConfig) -> np.ndarray:
 
 
 def predictive_null(model: TrainedModel, x: np.ndarray, C: np.ndarray,
-                    temperature: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The raw predictive p-values (map, Phi) of simulations at their own posterior draws,
-    each shape (n,)."""
+                    temperature: np.ndarray, seed: int,
+                    age: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The raw predictive p-values (map, Phi) of simulations at their own posterior draws
+    (and window ages, None: 0), each shape (n,)."""
     from gbsbi.inference.npe.predict import posterior_draws
     from gbsbi.validation.ppc import predictive_statistics
 
@@ -234,7 +236,8 @@ def predictive_null(model: TrainedModel, x: np.ndarray, C: np.ndarray,
     spec = model.spec
     out = [predictive_statistics(theta[:, k], float(temperature[k]), C[k], spec.experiment,
                                  spec.nuisance, None if spec.sample.single else spec.sample,
-                                 spec.inputs.bins, spec.inputs.grading, rng)
+                                 spec.inputs.bins, spec.inputs.grading, rng,
+                                 0.0 if age is None else float(age[k]))
            for k in range(len(x))]
     return np.array([o[0] for o in out]), np.array([o[1] for o in out])
 
@@ -331,7 +334,7 @@ def load_reference(model: TrainedModel) -> Reference | None:
 
 def fit_and_save_reference(
     model: TrainedModel, heldout: np.ndarray, log: Callable[[str], None] = print,
-    maps: tuple[np.ndarray, np.ndarray] | None = None,
+    maps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """Fit the reference on held-out inputs (and their maps, for the predictive statistics)
     and write it beside the model; with too few held-out simulations, say so and write none."""

@@ -97,7 +97,7 @@ class ScanTests:
 
 def scan_tests(model, x: np.ndarray, maps: np.ndarray | None = None,  # noqa: ANN001
                temperature: np.ndarray | None = None, theta: np.ndarray | None = None,
-               seed: int = 0) -> ScanTests | None:
+               seed: int = 0, age: np.ndarray | None = None) -> ScanTests | None:
     """Every per-scan test of scans with network inputs x, shape (n, D); None where the model
     has no reference.
 
@@ -110,6 +110,7 @@ def scan_tests(model, x: np.ndarray, maps: np.ndarray | None = None,  # noqa: AN
         theta: posterior draws, shape (draws, n, 3); the first ``PPC_DRAWS`` of each scan are
             replicated.
         seed: seeds the replicates.
+        age: their window ages in s, shape (n,) (None: 0), where the replicates start.
     """
     from gbsbi.inference.misspecification import (
         features,
@@ -135,7 +136,8 @@ def scan_tests(model, x: np.ndarray, maps: np.ndarray | None = None,  # noqa: AN
         sample = None if spec.sample.single else spec.sample
         raw = np.array([predictive_statistics(theta[:PPC_DRAWS, k], float(temperature[k]),
                                               maps[k], spec.experiment, spec.nuisance, sample,
-                                              spec.inputs.bins, spec.inputs.grading, rng)
+                                              spec.inputs.bins, spec.inputs.grading, rng,
+                                              0.0 if age is None else float(age[k]))
                         for k in range(len(x))]).reshape(len(x), 2)
         tests["ppc_map"] = conformal_pvalues(reference.nulls["ppc_map"], raw[:, 0], False)
         tests["ppc_phi"] = conformal_pvalues(reference.nulls["ppc_phi"], raw[:, 1], False)
@@ -215,7 +217,8 @@ def misspec_to_files(model_dir: str | os.PathLike, maps: str | os.PathLike,
     f = features(model, scans.x)
     log_p = log_density(reference.density, f).numpy()
     tested = scan_tests(model, scans.x, scans.maps.C, scans.maps.temperature,
-                        posterior_draws(model, scans.x, PPC_DRAWS, seed), seed)
+                        posterior_draws(model, scans.x, PPC_DRAWS, seed), seed,
+                        scans.maps.ages)
     p, flags = tested.p, tested.flagged
     names = unique_names(scans.maps.names())
     result = {"alpha": reference.alpha,

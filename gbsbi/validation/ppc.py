@@ -86,7 +86,7 @@ def fit_nuisances(
 def replicate_maps(
     theta: np.ndarray, temperature: float, C_obs: np.ndarray, config: ExperimentConfig,
     measurement: MeasurementPrior, rng: np.random.Generator,
-    sample: SamplePrior | None = None,
+    sample: SamplePrior | None = None, age: float = 0.0,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Maps of the posterior predictive, one per draw.
 
@@ -99,6 +99,7 @@ def replicate_maps(
         rng: the source of randomness.
         sample: the model's sample nuisances (a polycrystal's boundaries), drawn per replicate
             from their prior (they are not inferred); None for one boundary of length L.
+        age: the window's age t_w in s (docs/model.md#age): the replicates start there too.
 
     Returns:
         Replicates, shape (draws, T, T), float32, NaN where the observed map has missing
@@ -107,6 +108,8 @@ def replicate_maps(
     temps = np.full(len(theta), float(temperature))
     # as simulators.measured.measured_maps, with the nuisances fitted to each draw's own |F|^2
     drawn = None if sample is None else sample.sample(len(theta), rng)
+    if age:
+        drawn = {**(drawn or {}), "age": np.full(len(theta), float(age))}
     real, imag = sample_parts(theta, temps, config, drawn, rng)
     G = real**2 + imag**2
     _, _, s2 = noise_summary(C_obs)
@@ -123,7 +126,7 @@ def replicate_maps(
 def predictive_statistics(
     theta: np.ndarray, temperature: float, C_obs: np.ndarray, config: ExperimentConfig,
     measurement: MeasurementPrior, sample: SamplePrior | None, bins: int, grading: float,
-    rng: np.random.Generator,
+    rng: np.random.Generator, age: float = 0.0,
 ) -> tuple[float, float]:
     """The raw predictive p-values of one scan for the misspecification test
     (:mod:`gbsbi.validation.statistics`): of its reduced map and of its plain Phi against
@@ -131,11 +134,12 @@ def predictive_statistics(
 
     Args:
         bins, grading: the model's reduction of maps (:class:`gbsbi.inference.inputs.InputConfig`).
+        age: the scan's window age in s.
     """
     from gbsbi.inference.inputs import bin_edges, reduce_map
     from gbsbi.validation.statistics import predictive_pvalues
 
-    reps, _ = replicate_maps(theta, temperature, C_obs, config, measurement, rng, sample)
+    reps, _ = replicate_maps(theta, temperature, C_obs, config, measurement, rng, sample, age)
     both = np.concatenate([C_obs[None].astype(np.float32), reps])
     with warnings.catch_warnings():  # dropped frames: empty bins are NaN-free zeros
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -170,7 +174,7 @@ class ScanCheck:
 def check_scan(
     theta: np.ndarray, temperature: float, C_obs: np.ndarray, config: ExperimentConfig,
     measurement: MeasurementPrior, rng: np.random.Generator,
-    sample: SamplePrior | None = None,
+    sample: SamplePrior | None = None, age: float = 0.0,
 ) -> ScanCheck:
     """Replicates of one scan and their comparison with it (module docstring).
 
@@ -179,7 +183,8 @@ def check_scan(
         and the numbers: tail probabilities, fraction of cut points in the 90 % band, the mean
         absolute residual z and the nuisances' medians.
     """
-    reps, nuisance = replicate_maps(theta, temperature, C_obs, config, measurement, rng, sample)
+    reps, nuisance = replicate_maps(theta, temperature, C_obs, config, measurement, rng, sample,
+                                    age)
     _, corrected, _ = noise_summary(reps)
     phi_rep = np.stack([phi(reps), corrected], axis=1)
     _, obs_corr, _ = noise_summary(C_obs)
@@ -257,7 +262,7 @@ def ppc_to_files(
     for k in range(count):
         pick = rng.choice(len(flat), size=min(draws, len(flat)), replace=False)
         check = check_scan(flat[pick, k], float(observed.temperature[k]), observed.C[k], config,
-                           spec.nuisance, rng, spec.sample)
+                           spec.nuisance, rng, spec.sample, float(observed.ages[k]))
         checks[str(names[k])] = check
         n = check.numbers
         log(f"{names[k]}: Phi_corr {n['phi_corrected_observed']:.3f} (predictive median "
