@@ -193,6 +193,12 @@ def group_to_files(
         if len(index) == 0:
             warn(f"group {group!r}: no scan left")
             continue
+        mine = np.asarray(groups, dtype=str) == group
+        if (law == "arrhenius" and len(np.unique(scans.maps.temperature[index])) < 2
+                and len(np.unique(scans.maps.temperature[mine])) >= 2):
+            warn(f"group {group!r}: left out, its scans that are not flagged are all at "
+                 f"{scans.maps.temperature[index][0]:g} K (Ea needs two temperatures)")
+            continue
         _refuse_shared_data(scans.maps.C[index], names[index], group)
         index = _without_overlaps(index, scans.maps, model.spec.experiment.window, group, warn)
         group_model = GroupModel(scans.maps.temperature[index], law, shared,

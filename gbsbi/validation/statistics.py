@@ -6,9 +6,11 @@ the conformal rank of the scan's value among the held-out values,
 
 .. math::
 
-    p = \frac{1 + \#\{j : s_j \text{ at least as extreme as } s_o\}}{1 + m},
+    p = \frac{1 + \#\{j : s_j \text{ more extreme than } s_o\} + J}{1 + m},
 
-uniform (up to the grid 1/(m+1)) for a scan from the simulator, whatever the statistic.
+J uniform on 0 .. #{j : s_j = s_o} (ties broken at random), uniform on the grid 1/(m+1) for a
+scan from the simulator, whatever the statistic (the predictive p-values take a few dozen
+values, so their ties are many).
 
 * ``subspace``: the part of a scan's standardised reduced map (and lag profile) outside the
   principal subspace of the held-out simulations' (the components that hold 99 % of their
@@ -43,31 +45,47 @@ SUBSPACE_VARIANCE = 0.99
 PPC_DRAWS = 40
 
 
-def conformal_pvalues(null: np.ndarray, values: np.ndarray, larger_is_extreme: bool
-                      ) -> np.ndarray:
-    """p = (1 + #{null at least as extreme}) / (1 + m) for each value, shape of ``values``;
-    NaN values give NaN."""
+def conformal_pvalues(null: np.ndarray, values: np.ndarray, larger_is_extreme: bool,
+                      seed: int = 0) -> np.ndarray:
+    """p = (1 + #{null more extreme} + J) / (1 + m) for each value, J drawn uniformly from 0
+    .. #{null equal to it} (ties broken at random, from ``seed``); shape of ``values``; NaN
+    values give NaN.
+
+    Without ties this is (1 + #{null at least as extreme}) / (1 + m); with them (the
+    predictive p-values take a few dozen values) it stays uniform on the grid 1 / (m + 1) for a
+    scan from the simulator, where counting ties as extreme would bunch it towards 1.
+    """
     null = np.sort(np.asarray(null, dtype=np.float64))
     null = null[np.isfinite(null)]
     values = np.asarray(values, dtype=np.float64)
-    if larger_is_extreme:
-        count = len(null) - np.searchsorted(null, values, side="left")
-    else:
-        count = np.searchsorted(null, values, side="right")
-    p = (1 + count) / (1 + len(null))
+    below = np.searchsorted(null, values, side="left")
+    above = len(null) - np.searchsorted(null, values, side="right")
+    ties = len(null) - below - above
+    strict = above if larger_is_extreme else below
+    p = (1 + strict + _tie_break(ties, seed)) / (1 + len(null))
     return np.where(np.isfinite(values), p, np.nan)
 
 
-def loo_pvalues(null: np.ndarray, larger_is_extreme: bool) -> np.ndarray:
+def loo_pvalues(null: np.ndarray, larger_is_extreme: bool, seed: int = 0) -> np.ndarray:
     """Each null value's conformal p-value against the other null values, shape (m,): the
-    p-values a simulation of the null would get."""
+    p-values a simulation of the null would get (ties broken at random, as
+    :func:`conformal_pvalues`)."""
     null = np.asarray(null, dtype=np.float64)
     ordered = np.sort(null)
-    if larger_is_extreme:
-        count = len(null) - np.searchsorted(ordered, null, side="left")
-    else:
-        count = np.searchsorted(ordered, null, side="right")
-    return count / len(null)  # (1 + #others at least as extreme) / (1 + (m - 1))
+    below = np.searchsorted(ordered, null, side="left")
+    above = len(null) - np.searchsorted(ordered, null, side="right")
+    ties = len(null) - below - above - 1  # the others equal to it
+    strict = above if larger_is_extreme else below
+    # (1 + #others more extreme + J) / (1 + (m - 1))
+    return (1 + strict + _tie_break(ties, seed)) / len(null)
+
+
+def _tie_break(ties: np.ndarray, seed: int) -> np.ndarray:
+    """A uniform integer in 0 .. ties for each entry (0 where there are none)."""
+    ties = np.asarray(ties)
+    if not np.any(ties > 0):
+        return np.zeros(ties.shape)
+    return np.floor(np.random.default_rng(seed).random(ties.shape) * (ties + 1))
 
 
 def min_p_combination(p: np.ndarray, null_p: np.ndarray) -> np.ndarray:
