@@ -188,7 +188,8 @@ def residual_plots(model: TrainedModel, scans: ScanInputs, result: PosteriorDraw
     for k in flagged:
         check = check_scan(flat[:PPC_DRAWS, k], float(scans.maps.temperature[k]),
                            scans.maps.C[k], spec.experiment, spec.nuisance, rng,
-                           None if spec.sample.single else spec.sample)
+                           None if spec.sample.single else spec.sample,
+                           float(scans.maps.ages[k]))
         title = (f"{names[k]}: FLAGGED, not to be trusted (misspecification p = "
                  f"{result.misspecification[k]:.3f}); replicates at {PPC_DRAWS} posterior draws")
         ppc_plot(check, scans.maps.t, title, folder / f"residual_{safe_name(names[k])}.png")

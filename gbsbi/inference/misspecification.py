@@ -44,6 +44,9 @@ from gbsbi.io.atomic import atomic_path, write_atomic
 from gbsbi.validation.statistics import PPC_DRAWS, Subspace
 
 FORMAT = "gbsbi-misspecification"
+#: 2: the predictive statistics' null holds continuous raw p-values (a reference of version 1
+#: holds shares of replicates; its predictive statistics are left out, the others kept).
+VERSION = 2
 META, STATE = "misspecification.json", "misspecification.pt"
 #: Fewest held-out simulations for a reference (fewer: the model gets none).
 MIN_HELDOUT = 20
@@ -271,7 +274,7 @@ def fit_density(f: Tensor, config: MisspecConfig, model_hash: str = "") -> Refer
     log_probs = log_density(density, ref)
     with torch.no_grad():
         score = float(c2st(ref, density.sample(torch.Size((len(ref),)))))
-    meta = {"format": FORMAT, "version": 1, "config": config.to_dict(), "n_fit": len(fit),
+    meta = {"format": FORMAT, "version": VERSION, "config": config.to_dict(), "n_fit": len(fit),
             "n_reference": len(ref), "c2st": score, "model_hash": model_hash,
             "epochs": int(trainer.epoch)}
     return Reference(density, ref, log_probs, meta)
@@ -328,6 +331,8 @@ def load_reference(model: TrainedModel) -> Reference | None:
         subspace = Subspace(state["subspace_mean"].numpy(), state["subspace_components"].numpy(),
                             state["subspace_columns"].numpy())
     nulls = {k[len("null_"):]: v.numpy() for k, v in state.items() if k.startswith("null_")}
+    if meta.get("version", 1) < 2:  # shares of replicates, not the continuous raw values
+        nulls = {k: v for k, v in nulls.items() if not k.startswith("ppc_")}
     return Reference(density.eval(), state["features"], state["log_probs"], meta, subspace,
                      nulls)
 

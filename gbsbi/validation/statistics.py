@@ -6,11 +6,9 @@ the conformal rank of the scan's value among the held-out values,
 
 .. math::
 
-    p = \frac{1 + \#\{j : s_j \text{ more extreme than } s_o\} + J}{1 + m},
+    p = \frac{1 + \#\{j : s_j \text{ at least as extreme as } s_o\}}{1 + m},
 
-J uniform on 0 .. #{j : s_j = s_o} (ties broken at random), uniform on the grid 1/(m+1) for a
-scan from the simulator, whatever the statistic (the predictive p-values take a few dozen
-values, so their ties are many).
+uniform (up to the grid 1/(m+1)) for a scan from the simulator, whatever the statistic.
 
 * ``subspace``: the part of a scan's standardised reduced map (and lag profile) outside the
   principal subspace of the held-out simulations' (the components that hold 99 % of their
@@ -18,11 +16,13 @@ values, so their ties are many).
 * ``ppc_map``: a posterior predictive discrepancy. Replicates of the scan are simulated from
   its posterior draws at its noise level (:func:`gbsbi.validation.ppc.replicate_maps`); the
   discrepancy of a reduced map r against replicates is the mean over bins of
-  (r - mean_rep)^2 / var_rep; the predictive p-value is the share of replicates (each against
-  the others) at least as discrepant as the scan. Predictive p-values of a correct model are
-  not uniform (they bunch near 1/2), which is why the held-out simulations' own predictive
-  p-values calibrate it. Small is extreme.
-* ``ppc_phi``: the same with the plain Phi of the map, two-sided.
+  (r - mean_rep)^2 / var_rep; the raw predictive p-value is the normal upper tail of the
+  scan's log discrepancy standardised by the replicates' (each against the others), a
+  continuous value (a share of 40 replicates would take 41 values, and their ties kept the
+  calibrated p-values from being uniform). Predictive p-values of a correct model are not
+  uniform, which is why the held-out simulations' own calibrate them. Small is extreme.
+* ``ppc_phi``: the same with the plain Phi of the map standardised by its replicates',
+  two-sided.
 
 The p-values combine into one by their minimum, calibrated on the same held-out simulations
 (min-p with a calibrated threshold): each null simulation's p-values against the other null
@@ -45,47 +45,31 @@ SUBSPACE_VARIANCE = 0.99
 PPC_DRAWS = 40
 
 
-def conformal_pvalues(null: np.ndarray, values: np.ndarray, larger_is_extreme: bool,
-                      seed: int = 0) -> np.ndarray:
-    """p = (1 + #{null more extreme} + J) / (1 + m) for each value, J drawn uniformly from 0
-    .. #{null equal to it} (ties broken at random, from ``seed``); shape of ``values``; NaN
-    values give NaN.
-
-    Without ties this is (1 + #{null at least as extreme}) / (1 + m); with them (the
-    predictive p-values take a few dozen values) it stays uniform on the grid 1 / (m + 1) for a
-    scan from the simulator, where counting ties as extreme would bunch it towards 1.
-    """
+def conformal_pvalues(null: np.ndarray, values: np.ndarray, larger_is_extreme: bool
+                      ) -> np.ndarray:
+    """p = (1 + #{null at least as extreme}) / (1 + m) for each value, shape of ``values``;
+    NaN values give NaN."""
     null = np.sort(np.asarray(null, dtype=np.float64))
     null = null[np.isfinite(null)]
     values = np.asarray(values, dtype=np.float64)
-    below = np.searchsorted(null, values, side="left")
-    above = len(null) - np.searchsorted(null, values, side="right")
-    ties = len(null) - below - above
-    strict = above if larger_is_extreme else below
-    p = (1 + strict + _tie_break(ties, seed)) / (1 + len(null))
+    if larger_is_extreme:
+        count = len(null) - np.searchsorted(null, values, side="left")
+    else:
+        count = np.searchsorted(null, values, side="right")
+    p = (1 + count) / (1 + len(null))
     return np.where(np.isfinite(values), p, np.nan)
 
 
-def loo_pvalues(null: np.ndarray, larger_is_extreme: bool, seed: int = 0) -> np.ndarray:
+def loo_pvalues(null: np.ndarray, larger_is_extreme: bool) -> np.ndarray:
     """Each null value's conformal p-value against the other null values, shape (m,): the
-    p-values a simulation of the null would get (ties broken at random, as
-    :func:`conformal_pvalues`)."""
+    p-values a simulation of the null would get."""
     null = np.asarray(null, dtype=np.float64)
     ordered = np.sort(null)
-    below = np.searchsorted(ordered, null, side="left")
-    above = len(null) - np.searchsorted(ordered, null, side="right")
-    ties = len(null) - below - above - 1  # the others equal to it
-    strict = above if larger_is_extreme else below
-    # (1 + #others more extreme + J) / (1 + (m - 1))
-    return (1 + strict + _tie_break(ties, seed)) / len(null)
-
-
-def _tie_break(ties: np.ndarray, seed: int) -> np.ndarray:
-    """A uniform integer in 0 .. ties for each entry (0 where there are none)."""
-    ties = np.asarray(ties)
-    if not np.any(ties > 0):
-        return np.zeros(ties.shape)
-    return np.floor(np.random.default_rng(seed).random(ties.shape) * (ties + 1))
+    if larger_is_extreme:
+        count = len(null) - np.searchsorted(ordered, null, side="left")
+    else:
+        count = np.searchsorted(ordered, null, side="right")
+    return count / len(null)  # (1 + #others at least as extreme) / (1 + (m - 1))
 
 
 def min_p_combination(p: np.ndarray, null_p: np.ndarray) -> np.ndarray:
@@ -161,12 +145,24 @@ def _loo_discrepancies(reps: np.ndarray, observed: np.ndarray) -> tuple[float, n
 def predictive_pvalues(reduced_obs: np.ndarray, reduced_reps: np.ndarray, phi_obs: float,
                        phi_reps: np.ndarray) -> tuple[float, float]:
     """The raw predictive p-values of one scan (module docstring): of the reduced map
-    (bins, shape (B,), against replicates (D, B)) and of the plain Phi (two-sided)."""
+    (bins, shape (B,), against replicates (D, B)) and of the plain Phi (two-sided).
+
+    Each is a normal tail probability of the scan's standardised position among its
+    replicates (the map's discrepancy in logarithm, one-sided; Phi two-sided), not the share
+    of D replicates beyond it: a share takes D + 1 values only, and their ties (a quarter of
+    the simulations of a model sat at the largest) kept the calibrated p-values from being
+    uniform. Continuous values have no ties; the calibration on held-out simulations makes
+    the p-values exact whatever the normal approximation misses.
+    """
+    from scipy.stats import norm
+
     d_obs, d_rep = _loo_discrepancies(reduced_reps, reduced_obs)
-    p_map = (1 + np.sum(d_rep >= d_obs)) / (1 + len(d_rep))
+    logs = np.log(np.maximum(d_rep, 1e-300))
+    spread = max(float(np.std(logs, ddof=1)), 1e-12)
+    p_map = norm.sf((np.log(max(d_obs, 1e-300)) - logs.mean()) / spread)
     reps = phi_reps[np.isfinite(phi_reps)]
-    if not np.isfinite(phi_obs) or len(reps) == 0:
+    if not np.isfinite(phi_obs) or len(reps) < 2:
         return float(p_map), float("nan")
-    tail = min(np.sum(reps >= phi_obs), np.sum(reps <= phi_obs))
-    p_phi = min(1.0, 2 * (1 + tail) / (1 + len(reps)))
+    scale = max(float(np.std(reps, ddof=1)), 1e-12)
+    p_phi = 2 * norm.sf(abs(phi_obs - reps.mean()) / scale)
     return float(p_map), float(p_phi)
