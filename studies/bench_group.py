@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from group_calibration import draw_group, simulate  # noqa: E402
 
 from gbsbi.group.config import GroupPrior, GroupSettings  # noqa: E402
-from gbsbi.group.sample import _diagnostics, sample_group  # noqa: E402
+from gbsbi.group.sample import sample_group  # noqa: E402
 from gbsbi.inference.inputs import network_inputs  # noqa: E402
 from gbsbi.inference.model import load_model  # noqa: E402
 from gbsbi.inference.npe.likelihood import scan_log_likelihood  # noqa: E402
-from gbsbi.validation.crosscheck import EmceeConfig, run_emcee  # noqa: E402
+from gbsbi.validation.crosscheck import EmceeConfig, chain_diagnostics, run_emcee  # noqa: E402
 
 
 def reference(law, log_likelihood, seed: int) -> tuple[np.ndarray, float, int, float]:  # noqa: ANN001
@@ -81,7 +81,7 @@ def main() -> None:
     # compilation) cost seconds once per process: paid here, before either is timed, or the
     # first group's gbsbi run would carry it and the reference after it would not.
     began = time.perf_counter()
-    _diagnostics(rng.normal(size=(8, 50, 2)))
+    chain_diagnostics(rng.normal(size=(8, 50, 2)))
     print(f"ArviZ's import and first diagnostics: {time.perf_counter() - began:.1f} s, once per "
           "process (not in the times below)", flush=True)
     times = {"gbsbi": [], "reference": []}

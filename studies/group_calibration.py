@@ -183,12 +183,14 @@ def summarise(records: list[dict], args: argparse.Namespace) -> None:
     # Coverage against the true Ea: the groups of a large Ea reach the edges of the per-scan
     # prior of D (tiny D at the coldest scans, the largest at the hottest).
     true_ea = np.array([r["truth"]["Ea"] for r in records])
-    summary["coverage_by_true_ea"] = [
-        {"ea": [low, high], "groups": int(pick.sum()),
-         **{name: float(np.mean([r[name]["covered"] for r, p in zip(records, pick, strict=True)
-                                 if p])) if pick.any() else None for name in PARAMS}}
-        for low, high in EA_BINS
-        for pick in [(true_ea >= low) & (true_ea < high)]]
+    covered = {name: np.array([r[name]["covered"] for r in records]) for name in PARAMS}
+    summary["coverage_by_true_ea"] = []
+    for low, high in EA_BINS:
+        pick = (true_ea >= low) & (true_ea < high)
+        summary["coverage_by_true_ea"].append(
+            {"ea": [low, high], "groups": int(pick.sum()),
+             **{name: float(c[pick].mean()) if pick.any() else None
+                for name, c in covered.items()}})
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "group_calibration.json").write_text(json.dumps(
         {"settings": {k: str(v) for k, v in vars(args).items()}, "summary": summary,

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "true values, intervals against temperature) and print how well they cover the "
         "truth; check the calibration, run predictive checks of a few scans, join each "
         "material's temperature series (gbsbi group --law arrhenius) and write report.html. "
-        "About 5.5 minutes on 2 cores.",
+        "About 4 minutes on 2 cores.",
     )
     p.add_argument("--out", default="demo-output", metavar="DIR",
                    help="output folder (default demo-output)")

@@ -189,11 +189,11 @@ def group_to_files(
                  f"{', '.join(names[~keep])} (--include-flagged keeps them)")
     joined = {}
     for group in dict.fromkeys(map(str, groups)):
-        index = np.flatnonzero((np.asarray(groups, dtype=str) == group) & keep)
+        mine = np.asarray(groups, dtype=str) == group
+        index = np.flatnonzero(mine & keep)
         if len(index) == 0:
             warn(f"group {group!r}: no scan left")
             continue
-        mine = np.asarray(groups, dtype=str) == group
         if (law == "arrhenius" and len(np.unique(scans.maps.temperature[index])) < 2
                 and len(np.unique(scans.maps.temperature[mine])) >= 2):
             warn(f"group {group!r}: left out, its scans that are not flagged are all at "

@@ -25,7 +25,7 @@ from scipy.special import expit, logit
 from gbsbi.errors import GbsbiError
 from gbsbi.group.config import CHAINS, GroupSettings
 from gbsbi.group.law import GroupModel
-from gbsbi.validation.crosscheck import EmceeConfig, run_emcee
+from gbsbi.validation.crosscheck import EmceeConfig, chain_diagnostics, run_emcee
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def sample_group(model: GroupModel, log_likelihood: Callable[[np.ndarray], np.nd
                        settings.seed, names, moves)
     per_chain = settings.draws // CHAINS
     walker_z = to_z(result.samples.reshape(-1, model.dim))[0].reshape(result.samples.shape)
-    rhat, ess = _diagnostics(walker_z)
+    rhat, ess = chain_diagnostics(walker_z)
     # walkers w, w + 4, w + 8, ... make chain w: each chain a mix of walkers over the run
     chains = walker_z.reshape(walkers // CHAINS, CHAINS, -1, model.dim)
     chains = chains.transpose(1, 0, 2, 3).reshape(CHAINS, -1, model.dim)
@@ -118,13 +118,3 @@ def sample_group(model: GroupModel, log_likelihood: Callable[[np.ndarray], np.nd
     return GroupDraws(z, loglik, rhat, ess, result.tau, result.steps, result.converged,
                       result.seconds)
 
-
-def _diagnostics(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ArviZ's rank-normalised R-hat and bulk ESS of each parameter of z, shape (walkers,
-    draws, dim), each walker a chain."""
-    from gbsbi.io.posteriors import arviz
-
-    az = arviz()
-    data = az.convert_to_dataset({"z": z})
-    return (np.asarray(az.rhat(data)["z"].values, dtype=float),
-            np.asarray(az.ess(data, method="bulk")["z"].values, dtype=float))

@@ -237,10 +237,10 @@ def predictive_null(model: TrainedModel, x: np.ndarray, C: np.ndarray,
     theta = posterior_draws(model, x, PPC_DRAWS, seed)
     rng = np.random.default_rng(seed)
     spec = model.spec
+    age = np.zeros(len(x)) if age is None else age
     out = [predictive_statistics(theta[:, k], float(temperature[k]), C[k], spec.experiment,
                                  spec.nuisance, None if spec.sample.single else spec.sample,
-                                 spec.inputs.bins, spec.inputs.grading, rng,
-                                 0.0 if age is None else float(age[k]))
+                                 spec.inputs.bins, spec.inputs.grading, rng, float(age[k]))
            for k in range(len(x))]
     return np.array([o[0] for o in out]), np.array([o[1] for o in out])
 

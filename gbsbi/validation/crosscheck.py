@@ -170,23 +170,28 @@ def run_emcee(
     az = arviz()
     names = list(names or NAMES[:dim])
     data = az.from_emcee(sampler, var_names=names).sel(draw=slice(burn, None, thin))
-    rhat = np.array([float(az.rhat(data)[n]) for n in names])
-    ess = np.array([float(az.ess(data, method="bulk")[n]) for n in names])
     samples = np.stack([data.posterior[n].values for n in names], axis=-1)
+    rhat, ess = chain_diagnostics(samples)
     return EmceeResult(samples, tau, int(sampler.iteration), burn, thin, rhat, ess, converged,
                        time.perf_counter() - begin)
+
+
+def chain_diagnostics(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ArviZ's rank-normalised R-hat and bulk ESS of each parameter of z, shape (walkers,
+    draws, dim), each walker a chain; each shape (dim,)."""
+    from gbsbi.io.posteriors import arviz
+
+    az = arviz()
+    data = az.convert_to_dataset({"z": z})
+    return (np.asarray(az.rhat(data)["z"].values, dtype=float),
+            np.asarray(az.ess(data, method="bulk")["z"].values, dtype=float))
 
 
 def _mixed(sampler, tau: np.ndarray, config: EmceeConfig) -> bool:  # noqa: ANN001
     """Whether the chain after a burn-in of 2 max(tau) has every bulk ESS >= min_ess and
     every R-hat <= max_rhat (ArviZ, walkers as chains)."""
-    from gbsbi.io.posteriors import arviz
-
-    az = arviz()
     chain = sampler.get_chain(discard=int(np.ceil(2 * tau.max())))  # (steps, walkers, dim)
-    data = az.convert_to_dataset({"z": np.swapaxes(chain, 0, 1)})
-    ess = np.asarray(az.ess(data, method="bulk")["z"].values)
-    rhat = np.asarray(az.rhat(data)["z"].values)
+    rhat, ess = chain_diagnostics(np.swapaxes(chain, 0, 1))
     return bool(np.all(ess >= config.min_ess) and np.all(rhat <= config.max_rhat))
 
 

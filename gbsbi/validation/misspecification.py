@@ -134,10 +134,11 @@ def scan_tests(model, x: np.ndarray, maps: np.ndarray | None = None,  # noqa: AN
     if maps is not None and theta is not None and "ppc_map" in reference.nulls:
         spec, rng = model.spec, np.random.default_rng(seed)
         sample = None if spec.sample.single else spec.sample
+        age = np.zeros(len(x)) if age is None else age
         raw = np.array([predictive_statistics(theta[:PPC_DRAWS, k], float(temperature[k]),
                                               maps[k], spec.experiment, spec.nuisance, sample,
                                               spec.inputs.bins, spec.inputs.grading, rng,
-                                              0.0 if age is None else float(age[k]))
+                                              float(age[k]))
                         for k in range(len(x))]).reshape(len(x), 2)
         tests["ppc_map"] = conformal_pvalues(reference.nulls["ppc_map"], raw[:, 0], False)
         tests["ppc_phi"] = conformal_pvalues(reference.nulls["ppc_phi"], raw[:, 1], False)
