@@ -12,7 +12,8 @@ the default physics, and scores it on one held-out bank of the same physics:
 
 Points: bank sizes (``--sizes``) with the default network; at ``--network-size`` a wider and a
 deeper network (embedding and flow); at ``--seed-size`` two more seeds for the spread, and the
-ensemble of those three flows (an equal mixture: draws pooled, densities averaged). NLL(N) is
+ensemble of those three flows (an equal mixture: draws pooled, densities averaged); at the
+largest size a second seed and the ensemble of the two (``ensemble-largest``). NLL(N) is
 fitted with a saturating power law a + b N^-alpha (scipy's curve_fit) and the bank size where a
 doubling gains less than 0.01 nats is reported.
 
@@ -66,7 +67,14 @@ def points(sizes: list[int], network_size: int, seed_size: int) -> dict[str, dic
         out[f"n{network_size}-{name}"] = {"n": network_size, "network": name, "seed": 0}
     for seed in (1, 2):
         out[f"n{seed_size}-seed{seed}"] = {"n": seed_size, "network": "default", "seed": seed}
+    out[f"n{max(sizes)}-seed1"] = {"n": max(sizes), "network": "default", "seed": 1}
     return out
+
+
+def ensembles(sizes: list[int], seed_size: int) -> dict[str, list[str]]:
+    """The ensembles of the study, by point name: their members."""
+    return {"ensemble": [f"n{seed_size}"] + [f"n{seed_size}-seed{s}" for s in (1, 2)],
+            "ensemble-largest": [f"n{max(sizes)}", f"n{max(sizes)}-seed1"]}
 
 
 def bank(work: Path, n: int, seed: int) -> Path:
@@ -141,9 +149,9 @@ def run_point(work: Path, name: str, point: dict, args: argparse.Namespace) -> d
     return record
 
 
-def ensemble(work: Path, names: list[str], args: argparse.Namespace) -> dict:
-    """The equal mixture of the flows ``names``: each member's held-out draws pooled (the
-    same number from each), log q the log of the mean density."""
+def ensemble(work: Path, names: list[str], n: int, args: argparse.Namespace) -> dict:
+    """The equal mixture of the flows ``names`` (trained on n maps): each member's held-out
+    draws pooled (the same number from each), log q the log of the mean density."""
     model = load_model(work / "models" / names[0])
     x, u, noise = heldout(work, args.heldout, model.spec)
     stored = [np.load(work / "models" / n / "heldout_draws.npz") for n in names]
@@ -151,7 +159,7 @@ def ensemble(work: Path, names: list[str], args: argparse.Namespace) -> dict:
     draws = np.concatenate([s["u"][:per].astype(np.float64) for s in stored])
     logs = np.stack([s["log_q_truth"] for s in stored])
     log_mix = np.logaddexp.reduce(logs, axis=0) - np.log(len(names))
-    return {"name": f"ensemble of {len(names)}", "members": names,
+    return {"name": f"ensemble of {len(names)} at {n}", "n": n, "members": names,
             **score(draws, log_mix, u, noise, model.spec.prior)}
 
 
@@ -274,13 +282,15 @@ def main() -> None:
 
     torch.set_num_threads(1)  # one core per process (run two with taskset, one per core)
     bank(args.work, args.heldout, 1)  # before any training: two processes share it
-    wanted = args.points.split(",") if args.points else list(plan)
+    mixtures = ensembles(sizes, args.seed_size)
+    wanted = args.points.split(",") if args.points else list(plan) + list(mixtures)
     for name in wanted:
-        if name in read(args.work) or name not in plan and name != "ensemble":
+        done = {r.get("point", r["name"]) for r in read(args.work).values()}
+        if name in done or name not in plan and name not in mixtures:
             continue
-        if name == "ensemble":
-            members = [f"n{args.seed_size}"] + [f"n{args.seed_size}-seed{s}" for s in (1, 2)]
-            record = ensemble(args.work, members, args)
+        if name in mixtures:
+            record = {"point": name, **ensemble(args.work, mixtures[name],
+                                                      plan[mixtures[name][0]]["n"], args)}
         else:
             record = run_point(args.work, name, plan[name], args)
         with open(args.work / "records.jsonl", "a") as f:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # numpy and the simulators load when a command runs, not for 
 
     from gbsbi.configuration import Setup
 
+#: Maps in a bank unless --n says otherwise: the size studies/results/scaling.md recommends.
+BANK_SIZE = 100_000
 #: Defaults of the flags whose presence is checked against the mode (their default is None).
 DEFAULTS = {"block_size": 256, "workers": 1, "temperatures": (300.0, 350.0, 400.0, 450.0),
             "repeats": 5, "counts": 0.05, "n_pix": 20_000, "beta": 0.2}
@@ -58,7 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "pseudo-experiments. A flag the chosen mode does not use is an error.",
     )
     p.add_argument("--out", required=True, metavar="FILE", help="output HDF5 file")
-    p.add_argument("--n", type=positive_int, help="number of maps (default 2000; 1 with --theta)")
+    p.add_argument("--n", type=positive_int,
+                   help=f"number of maps (default {BANK_SIZE:,}, the bank size "
+                   "studies/results/scaling.md recommends; 1 with --theta)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="root random seed (default 0)")
     p.add_argument("--config", metavar="FILE", help="JSON configuration (see `gbsbi config`)")
     p.add_argument("--block-size", type=positive_int,
@@ -187,7 +191,7 @@ def _run_bank(args: argparse.Namespace, setup: Setup) -> int:
     from gbsbi.progress import progress_bar
 
     config = setup.config
-    n = 2000 if args.n is None else args.n
+    n = BANK_SIZE if args.n is None else args.n
     spec = BankSpec(config, setup.prior, n, args.seed, args.block_size, args.measurement,
                     setup.measurement, setup.sample)
     finished = []
