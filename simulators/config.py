@@ -154,22 +154,20 @@ class Prior:
         parameters: one :class:`ParameterSpec` per inferred parameter, in the order of theta.
         temperature: (low, high) range of T in K for simulation banks, drawn uniformly.
         age: (low, high) range of the age t_w in s of a window (the time since the start of the
-            measurement at its first frame, docs/model.md#age); (0, 0), the default: every
-            window starts at the initial shape and no age is drawn. (0, 4000) s holds the
-            windows at 0, 2000 and 4000 s of a measurement three windows long.
+            measurement at its first frame, docs/model.md#age). (0, 4000) s, the default,
+            holds the windows at 0, 2000 and 4000 s of a measurement three windows long;
+            (0, 0): every window starts at the initial shape and no age is drawn (FRESH).
         age_zero: the share of windows drawn at age 0 exactly (a measurement's first window),
             the rest uniform over ``age``. 0.5 by default: the young windows, where the
             boundary still carries sigma and c, get half of a bank that uniform ages would
             spend mostly on relaxed ones, and a model with ages then reads fresh maps within
             0.01-0.02 of the R^2 of one without (studies/results/long_measurements.md); 0
-            draws nothing for it. Ignored (0) without ages. Ages are not the default: a model
-            with them flagged a map of other physics less surely (tests/test_misspec_model.py)
-            and needs more training than the demo's budget.
+            draws nothing for it. Ignored (0) without ages.
     """
 
     parameters: tuple[ParameterSpec, ...] = field(default_factory=_default_parameters)
     temperature: tuple[float, float] = (300.0, 500.0)
-    age: tuple[float, float] = (0.0, 0.0)
+    age: tuple[float, float] = (0.0, 4000.0)
     age_zero: float = 0.5
 
     def __post_init__(self) -> None:

@@ -18,10 +18,14 @@ Reported: RMSE and R^2 of the posterior mean on held-out simulations at age 0 (t
 accuracy the age input may cost), 90 % coverage and RMSE per parameter and window age, and for
 the aged model the joint posterior of each measurement's windows (`gbsbi group --law none
 --shared D,sigma,c`): its coverage and the width of its 90 % intervals against one window's.
-Writes studies/results/long_measurements.json, .md and .png.
+Writes studies/results/long_measurements.json, .md and .png. ``--spread`` instead trains the
+aged model twice more (training seeds 1 and 2, same bank) and scores the age-0 R^2 of the
+three against three trainings of the fresh model (long_measurements_spread.json).
 
 Usage: python studies/long_measurements.py --work DIR [--n 60] [--n-train 20000] [--age-zero 0.5]
-       [--fresh-model DIR --heldout BANK]  (reuse the robustness study's plain model)
+       [--fresh-model DIR --heldout BANK]  (reuse studies/scaling.py's n20000 model)
+       python studies/long_measurements.py --work DIR --fresh-model DIR --heldout BANK
+       --spread FRESH_SEED1,FRESH_SEED2
 """
 
 from __future__ import annotations
@@ -62,10 +66,12 @@ STEADY = MeasurementPrior(drift=(0.0, 0.0), dropped=(0.0, 0.0))
 
 
 def train(work: Path, name: str, prior: Prior, n: int, epochs: int, seed: int,
-          like: Path | None = None) -> Path:
+          like: Path | None = None, training_seed: int | None = None,
+          bank_name: str | None = None) -> Path:
     """The model ``name`` trained on a fresh bank of ``n`` maps with ``prior``: with the
     physics and training settings of the model ``like`` where given (the same estimator but
-    for the ages), else the polycrystal and plain NPE."""
+    for the ages), else the polycrystal and plain NPE; on the bank of ``bank_name`` and with
+    ``training_seed`` where given (another training of the same bank)."""
     out = work / "models" / name
     if (out / "model.json").exists():
         return out
@@ -76,7 +82,9 @@ def train(work: Path, name: str, prior: Prior, n: int, epochs: int, seed: int,
         spec = load_model(like).spec
         sample, nuisance, training, estimator = (spec.sample, spec.nuisance, spec.training,
                                                  spec.estimator)
-    bank = work / f"train-{name}.h5"
+    if training_seed is not None:
+        training = replace(training, seed=training_seed)
+    bank = work / f"train-{bank_name or name}.h5"
     if not bank.exists():
         simulate_bank(bank, BankSpec(ExperimentConfig(), prior, n, seed, measurement="fast",
                                      sample=sample, nuisance=nuisance), workers=2)
@@ -214,6 +222,30 @@ def figure(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def spread(args: argparse.Namespace, aged: Prior) -> None:
+    """Age-0 R^2 of three trainings of each model (training seeds 0, 1, 2, the same banks):
+    the figure the target compares, with its spread."""
+    aged_models = [train(args.work, "aged", aged, args.n_train, args.epochs, args.seed,
+                         args.fresh_model)]
+    for s in (1, 2):
+        aged_models.append(train(args.work, f"aged-seed{s}", aged, args.n_train, args.epochs,
+                                 args.seed, args.fresh_model, training_seed=s,
+                                 bank_name="aged"))
+    fresh_models = [args.fresh_model] + [Path(p) for p in args.spread.split(",")]
+    scores = {kind: [accuracy_at_age_zero(d, args.heldout, args.work, args.draws, args.seed)
+                     ["r2"] for d in models]
+              for kind, models in (("aged", aged_models), ("fresh", fresh_models))}
+    mean = {kind: np.mean(v, axis=0) for kind, v in scores.items()}
+    out = {"r2": scores, "mean": {k: v.round(4).tolist() for k, v in mean.items()},
+           "sd": {k: np.std(v, axis=0, ddof=1).round(4).tolist() for k, v in scores.items()},
+           "loss_of_means": (mean["fresh"] - mean["aged"]).round(4).tolist(),
+           "models": {"aged": [str(d) for d in aged_models],
+                      "fresh": [str(d) for d in fresh_models]}}
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "long_measurements_spread.json").write_text(json.dumps(out, indent=1))
+    print(json.dumps(out, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True)
@@ -228,10 +260,17 @@ def main() -> None:
     parser.add_argument("--age-zero", type=float, default=0.5,
                         help="share of the aged bank's windows at age 0 (Prior.age_zero)")
     parser.add_argument("--seed", type=int, default=31)
+    parser.add_argument("--spread", metavar="MODEL,...",
+                        help="only the age-0 accuracy's spread: train the aged model again "
+                        "with training seeds 1 and 2 (same bank) and score them and these "
+                        "other trainings of the fresh model on --heldout")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     aged = Prior(age=AGES, age_zero=args.age_zero)
+    if args.spread:
+        spread(args, aged)
+        return
     models = {"aged": train(args.work, "aged", aged, args.n_train, args.epochs, args.seed,
                             args.fresh_model),
               "fresh": args.fresh_model or train(args.work, "fresh", FRESH, args.n_train,

@@ -53,7 +53,7 @@ from gbsbi.inference.run import surrogate_data
 from gbsbi.inference.surrogate import fit_surrogate
 from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments
 from gbsbi.validation.calibration import r2_score, rmse
-from simulators.config import FRESH, ExperimentConfig, MeasurementPrior, Prior
+from simulators.config import FRESH, ExperimentConfig, MeasurementPrior
 
 RESULTS = Path(__file__).parent / "results"
 NAMES = ("D", "log10 sigma", "c")
@@ -80,7 +80,7 @@ def ensure_data(work: Path, n_train: int, n_heldout: int, groups: int) -> dict[s
             simulate_bank(paths[name], spec, workers=2)
     if not paths["tune"].exists():
         spec = PseudoSpec(groups=groups, repeats=2, mode="exact", seed=14)
-        write_pseudo_experiments(paths["tune"], spec, ExperimentConfig(), Prior(),
+        write_pseudo_experiments(paths["tune"], spec, ExperimentConfig(), FRESH,
                                  MeasurementPrior())
     return paths
 
@@ -90,7 +90,7 @@ class Bench:
 
     def __init__(self, paths: dict[str, Path], n_train: int, n_heldout: int, cache: Path):
         architecture = Architecture()
-        prior = Prior()
+        prior = FRESH
         self.inputs = InputConfig(architecture.bins, architecture.grading, prior.temperature)
         self.prior = prior
         train = bank_inputs(paths["train"], self.inputs, cache=cache)

@@ -45,7 +45,7 @@ from gbsbi.inference.pipeline import train_model  # noqa: E402
 from gbsbi.inference.point.config import settings as point_settings  # noqa: E402
 from gbsbi.io.mapsfile import Maps, write_maps  # noqa: E402
 from gbsbi.validation.calibration import r2_score, rmse  # noqa: E402
-from simulators.config import ExperimentConfig, MeasurementPrior, Prior  # noqa: E402
+from simulators.config import FRESH, ExperimentConfig, MeasurementPrior  # noqa: E402
 from simulators.gb import boundary_phase, parts_from_phase, phase_field  # noqa: E402
 from simulators.measurement import MeasurementConfig, measure_factors  # noqa: E402
 from simulators.noise import noisy_maps  # noqa: E402
@@ -84,7 +84,7 @@ def simulate_set(kind: str, groups: int, seed: int) -> Maps:
     """One set of pseudo-experiments (module docstring): each group one theta from the
     prior, at 350 and 450 K."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, SETS.index(kind)]))
-    prior, base = Prior(), ExperimentConfig()
+    prior, base = FRESH, ExperimentConfig()
     config = replace(base, n_frames=200) if kind == "grid" else base
     thetas, _ = prior.sample(groups, rng)
     rows, maps = [], []
@@ -118,7 +118,7 @@ def simulate_set(kind: str, groups: int, seed: int) -> Maps:
 
 def write_set(path: Path, maps: Maps, kind: str) -> Path:
     config = replace(ExperimentConfig(), n_frames=maps.C.shape[-1])
-    text = json.dumps({"experiment": config.to_dict(), "prior": Prior().to_dict(),
+    text = json.dumps({"experiment": config.to_dict(), "prior": FRESH.to_dict(),
                        "measurement": MeasurementPrior().to_dict(), "study": kind})
     write_maps(path, maps, attrs={"kind": "pseudo-experiments", "config": text})
     return path
@@ -129,7 +129,7 @@ def score_posteriors(nc: Path, truth: np.ndarray) -> dict:
     scale (D, log10 sigma, c)."""
     from gbsbi.io.posteriors import draws_from_data, read_posterior
 
-    prior = Prior()
+    prior = FRESH
     draws = draws_from_data(read_posterior(nc))
     flat = prior.to_scale(draws.theta.reshape(-1, *draws.theta.shape[2:]))
     mean, t = flat.mean(0), prior.to_scale(truth)
@@ -150,7 +150,7 @@ def score_points(csv: Path, truth: np.ndarray) -> dict:
 
     with csv.open() as f:
         rows = list(csvlib.DictReader(f))
-    prior = Prior()
+    prior = FRESH
     estimate = prior.to_scale(np.array([[float(r["D"]), float(r["sigma"]), float(r["c"])]
                                         for r in rows]))
     t = prior.to_scale(truth)

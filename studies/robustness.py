@@ -20,7 +20,9 @@ exact photon counting):
 - ``broad``: plain NPE with the dynamics as nuisances;
 - ``broad+nnpe``: both;
 - ``mild``, ``mild+nnpe``: as ``broad``, with every departure's range halved (MILD): how much
-  of broad's honesty beyond the model is kept for how much of its sharpness.
+  of broad's honesty beyond the model is kept for how much of its sharpness;
+- ``aged+nnpe``: nnpe on a bank whose windows have ages (AGED, the default prior since issue
+  16), scored on the same maps, all at age 0.
 
 For each estimator and set: RMSE and R^2 of the posterior mean, 90 % coverage, the flag rate
 (misspecification p < 0.05, docs/validation.md) and the silent-miss rate per parameter (the 90 %
@@ -68,6 +70,7 @@ from simulators.config import (  # noqa: E402
     SINGLE_BOUNDARY,
     ExperimentConfig,
     MeasurementPrior,
+    Prior,
     SamplePrior,
 )
 
@@ -78,13 +81,14 @@ SINGLE = (SINGLE_BOUNDARY,
           MeasurementPrior(drift=(0.0, 0.0), dropped=(0.0, 0.0)))
 BROAD = SamplePrior(stretch=(0.5, 1.5), rate_drift=(-1.0, 1.0), wander=(0.0, 1.0),
                     events=(0.0, 3.0))
+AGED = Prior(age=(0.0, 4000.0))
 MILD = SamplePrior(stretch=(0.75, 1.25), rate_drift=(-0.5, 0.5), wander=(0.0, 0.5),
                    events=(0.0, 1.5))
 
 
 def bank_of(name: str) -> str:
     """The training bank of estimator ``name``."""
-    for bank in ("single", "broad", "mild"):
+    for bank in ("single", "broad", "mild", "aged"):
         if name.startswith(bank):
             return bank
     return "train"
@@ -95,6 +99,7 @@ def banks(work: Path, n_train: int, n_heldout: int, seed: int,
     """The training banks the estimators ``names`` need and the held-out bank."""
     paths = {"train": work / "train.h5", "single": work / "train-single.h5",
              "broad": work / "train-broad.h5", "mild": work / "train-mild.h5",
+             "aged": work / "train-aged.h5",
              "heldout": work / "heldout.h5"}
     config, prior = ExperimentConfig(), FRESH
     specs = {
@@ -103,6 +108,7 @@ def banks(work: Path, n_train: int, n_heldout: int, seed: int,
                            sample=SINGLE[0], nuisance=SINGLE[1]),
         "broad": BankSpec(config, prior, n_train, seed, measurement="fast", sample=BROAD),
         "mild": BankSpec(config, prior, n_train, seed, measurement="fast", sample=MILD),
+        "aged": BankSpec(config, AGED, n_train, seed, measurement="fast", sample=POLYCRYSTAL),
         "heldout": BankSpec(config, prior, n_heldout, seed + 1, measurement="fast",
                             sample=POLYCRYSTAL),
     }
