@@ -18,10 +18,14 @@ same training for the same budget, idle and beside a competing CPU-bound process
 itself (``--competitor train``: another `gbsbi train`; ``simulate``: `gbsbi simulate --workers
 1`), with the thread policy of `gbsbi train` (:class:`gbsbi.inference.device.ThreadPolicy`),
 and idle also with every usable core fixed (the setting before the policy), all in one run; it
-ends with the line ``competing/idle throughput: R``.
+ends with the line ``competing/idle throughput: R``. With ``--demo`` as well it times `gbsbi
+demo` end to end instead, idle and beside the competitor, and ends with ``competing/idle
+throughput (demo end to end): R``, R the ratio of the idle to the busy wall time. The
+training figures use banks without window ages (FRESH), as when they were first measured.
 
 Usage: python studies/bench_training.py [--n 8000] [--budget 120]
        python studies/bench_training.py --compete [--competitor train|simulate] [--budget 60]
+       python studies/bench_training.py --compete --demo [--competitor train|simulate]
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from gbsbi.inference.npe.config import NpeConfig
 from gbsbi.inference.npe.predict import GbPosterior
 from gbsbi.inference.npe.train import train
 from gbsbi.inference.spec import ModelSpec
-from simulators.config import ExperimentConfig, MeasurementPrior, Prior
+from simulators.config import FRESH, ExperimentConfig, MeasurementPrior
 
 
 def reference(x: torch.Tensor, u: torch.Tensor, x_val: torch.Tensor, u_val: torch.Tensor,
@@ -120,10 +124,10 @@ def compete(args: argparse.Namespace) -> None:
     """Throughput idle (adaptive threads, and every core fixed) and beside a competitor."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bank.h5"
-        spec = BankSpec(ExperimentConfig(), Prior(), args.n + args.n_val, 21, measurement="fast",
+        spec = BankSpec(ExperimentConfig(), FRESH, args.n + args.n_val, 21, measurement="fast",
                         nuisance=MeasurementPrior())
         simulate_bank(path, spec, workers=2)
-        data = bank_inputs(path, InputConfig(temperature=Prior().temperature))
+        data = bank_inputs(path, InputConfig(temperature=FRESH.temperature))
         x, u, n = torch.as_tensor(data.x), torch.as_tensor(data.u), args.n
         fixed = ours(x[:n], u[:n], x[n:], u[n:], args.budget, data.setup,
                      ThreadPolicy(cpu_threads()))[0]
@@ -144,6 +148,36 @@ def compete(args: argparse.Namespace) -> None:
     print(f"competing/idle throughput: {busy['maps_per_s'] / idle['maps_per_s']:.2f}")
 
 
+def compete_demo(args: argparse.Namespace) -> None:
+    """`gbsbi demo` end to end, idle and beside a competitor: the ratio of wall times."""
+    import subprocess
+    import sys
+
+    def demo(out: Path) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "gbsbi", "demo", "--out", str(out)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bank.h5"
+        if args.competitor == "train":
+            simulate_bank(path, BankSpec(ExperimentConfig(), FRESH, args.n, 21,
+                                         measurement="fast", nuisance=MeasurementPrior()),
+                          workers=2)
+        idle = demo(Path(tmp) / "idle")
+        rival = competitor(args.competitor, path, Path(tmp))
+        try:
+            time.sleep(20)  # the rival loads its bank and gets going
+            busy = demo(Path(tmp) / "busy")
+        finally:
+            rival.kill()
+            rival.wait()
+    print(f"{cpu_threads()} usable cores; competitor: gbsbi {args.competitor}")
+    print(f"gbsbi demo idle: {idle:.0f} s; beside the competitor: {busy:.0f} s")
+    print(f"competing/idle throughput (demo end to end): {idle / busy:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=8000, help="maps in the bank (default 8000)")
@@ -153,19 +187,21 @@ def main() -> None:
     parser.add_argument("--compete", action="store_true",
                         help="throughput beside a competing process against idle")
     parser.add_argument("--competitor", choices=("train", "simulate"), default="train")
+    parser.add_argument("--demo", action="store_true",
+                        help="with --compete: time `gbsbi demo` end to end instead of training")
     args = parser.parse_args()
     if args.compete:
-        return compete(args)
+        return compete_demo(args) if args.demo else compete(args)
     configure("cpu")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads "
           f"({cpu_threads()} usable cores)")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bank.h5"
-        spec = BankSpec(ExperimentConfig(), Prior(), args.n + args.n_val, 21, measurement="fast",
+        spec = BankSpec(ExperimentConfig(), FRESH, args.n + args.n_val, 21, measurement="fast",
                         nuisance=MeasurementPrior())
         simulate_bank(path, spec, workers=2)
         start = time.perf_counter()
-        data = bank_inputs(path, InputConfig(temperature=Prior().temperature))
+        data = bank_inputs(path, InputConfig(temperature=FRESH.temperature))
         reduce_rate = len(data.x) / (time.perf_counter() - start)
         with h5py.File(path, "r") as f:
             maps = torch.as_tensor(f["C"][()])
