@@ -269,6 +269,9 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     aged = Prior(age=AGES, age_zero=args.age_zero)
     if args.spread:
+        if args.fresh_model is None or args.heldout is None:
+            parser.error("--spread needs --fresh-model and --heldout (the fresh model's first "
+                         "training and the held-out bank at age 0)")
         spread(args, aged)
         return
     models = {"aged": train(args.work, "aged", aged, args.n_train, args.epochs, args.seed,

@@ -265,8 +265,9 @@ def more(args: argparse.Namespace, names: list[str], done: dict) -> None:
     scored = json.loads(store.read_text()) if store.exists() else {}
     for name in names:
         if name not in scored:
-            scored[name] = score_sets(args.work / "models" / name, extra, args.draws,
-                                      args.seed)
+            scored[name] = {"scored_with": f"misspecification reference v{REFERENCE}",
+                            **score_sets(args.work / "models" / name, extra, args.draws,
+                                         args.seed)}
             store.write_text(json.dumps(scored, indent=1))
             print(f"scored {name} on the second draw", flush=True)
     pooled = {name: pool(done[name], scored[name]) for name in names}
@@ -274,7 +275,9 @@ def more(args: argparse.Namespace, names: list[str], done: dict) -> None:
         {"seeds": [args.seed, args.seed + 1], "maps": {"first": args.n_set,
                                                       "second": args.more,
                                                       "second_in_model": args.more_in_model},
-         "scored_with": f"misspecification reference v{REFERENCE}", "pooled": pooled,
+         "scored_with": {name: {"first": done[name].get("scored_with", "unknown"),
+                                "second": scored[name].get("scored_with", "unknown")}
+                         for name in names}, "pooled": pooled,
          "second": scored}, indent=1))
     text = pooled_table(pooled)
     (args.results / "robustness_pooled_table.md").write_text(text + "\n")
@@ -379,19 +382,21 @@ def main() -> None:
                       args.augment_noise)
         if name not in done:
             start = time.perf_counter()
-            done[name] = evaluate(name, model, paths, sets_, args.n_flag, args.draws,
-                                  args.seed, args.work)
+            done[name] = {"scored_with": f"misspecification reference v{REFERENCE}",
+                          "settings": {k: str(v) for k, v in vars(args).items()},
+                          **evaluate(name, model, paths, sets_, args.n_flag, args.draws,
+                                     args.seed, args.work)}
             store.write_text(json.dumps(done, indent=1))
             print(f"scored {name}: {time.perf_counter() - start:.0f} s", flush=True)
-        results[name] = {"scored_with": f"misspecification reference v{REFERENCE}",
-                         **done[name]}
+        results[name] = {"scored_with": "unknown", **done[name]}
     args.results.mkdir(parents=True, exist_ok=True)
     written = args.results / "robustness.json"
     earlier = json.loads(written.read_text()) if written.exists() else {}
     results = {**{k: v for k, v in earlier.get("results", {}).items() if k not in results},
                **results}
     runs = {**earlier.get("settings_by_estimator", {}),
-            **{name: {k: str(v) for k, v in vars(args).items()} for name in names}}
+            **{name: results[name].pop("settings") for name in names
+               if "settings" in results[name]}}
     written.write_text(json.dumps(
         {"settings_by_estimator": runs, "sets": {
             "in-model": IN_MODEL, "modelled": MODELLED, "beyond": BEYOND},

@@ -282,10 +282,13 @@ def main() -> None:
 
     torch.set_num_threads(1)  # one core per process (run two with taskset, one per core)
     bank(args.work, args.heldout, 1)  # before any training: two processes share it
-    mixtures = ensembles(sizes, args.seed_size)
+    mixtures = {name: members for name, members in ensembles(sizes, args.seed_size).items()
+                if all(m in plan for m in members)}
     wanted = args.points.split(",") if args.points else list(plan) + list(mixtures)
     for name in wanted:
-        done = {r.get("point", r["name"]) for r in read(args.work).values()}
+        # records of before the ensembles had points: "ensemble of 3" is the point "ensemble"
+        done = {r.get("point", "ensemble" if r["name"] == "ensemble of 3" else r["name"])
+                for r in read(args.work).values()}
         if name in done or name not in plan and name not in mixtures:
             continue
         if name in mixtures:
