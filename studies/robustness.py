@@ -134,7 +134,8 @@ def sets(work: Path, n: int, seed: int, folder: str = "sets",
             start = time.perf_counter()
             size = n_in_model if kind in IN_MODEL and n_in_model else n
             write_maps(paths[kind], simulate_set(kind, size, seed))
-            print(f"set {kind}: {n} maps in {time.perf_counter() - start:.0f} s", flush=True)
+            print(f"set {kind}: {size} maps in {time.perf_counter() - start:.0f} s",
+                  flush=True)
     if not paths["pooled"].exists():
         parts = [read_maps(paths[kind]) for kind in SETS]
         pooled = Maps(np.concatenate([m.C for m in parts]), parts[0].t,
@@ -208,19 +209,15 @@ def evaluate(name: str, model_dir: Path, paths: dict, sets_: dict, n_flag: int,
     flagged = score(model, held.x[index], held.theta[index], C, temperature, draws, seed)
     results["held-out"] |= {k: flagged[k] for k in ("flag_rate", "silent_miss",
                                                     "flag_rate_by_test") if k in flagged}
-    for kind in SETS:
-        scans = scan_inputs(sets_[kind], spec.experiment, spec.inputs)
-        results[kind] = score(model, scans.x, scans.maps.theta, scans.maps.C,
-                              scans.maps.temperature, draws, seed)
+    results |= score_sets(model, sets_, draws, seed)
     results["reference"] = {k: model.meta.get(k) for k in ("surrogate_fit",)}
     history = json.loads((model_dir / "history.json").read_text())
     results["epochs"] = len(history)
     return results
 
 
-def score_sets(model_dir: Path, sets_: dict, draws: int, seed: int) -> dict:
+def score_sets(model, sets_: dict, draws: int, seed: int) -> dict:  # noqa: ANN001
     """One estimator's scores on every set of ``sets_``."""
-    model = load_model(model_dir)
     out = {}
     for kind in SETS:
         scans = scan_inputs(sets_[kind], model.spec.experiment, model.spec.inputs)
@@ -241,6 +238,12 @@ def pool(first: dict, second: dict) -> dict:
     return out
 
 
+def cells_over(per_set: dict, target: float = 0.15) -> int:
+    """How many of the shifted sets x 3 parameters have a silent-miss rate above ``target``."""
+    return int((np.array([per_set[kind]["silent_miss"] for kind in MODELLED + BEYOND])
+                > target).sum())
+
+
 def pooled_table(pooled: dict) -> str:
     """Silent miss D / log10 sigma / c (flag rate) per set, one column per estimator."""
     names = list(pooled)
@@ -250,9 +253,7 @@ def pooled_table(pooled: dict) -> str:
         cells = [" / ".join(f"{v:.2f}" for v in pooled[name][kind]["silent_miss"])
                  + f" ({pooled[name][kind]['flag_rate']:.2f})" for name in names]
         lines.append(f"| {kind} | {pooled[names[0]][kind]['n']} | " + " | ".join(cells) + " |")
-    shifted = MODELLED + BEYOND
-    over = [str(int((np.array([pooled[n][k]["silent_miss"] for k in shifted]) > 0.15).sum()))
-            + f" of {3 * len(shifted)}" for n in names]
+    over = [f"{cells_over(pooled[n])} of {3 * len(MODELLED + BEYOND)}" for n in names]
     lines.append("| shifted cells > 0.15 | | " + " | ".join(over) + " |")
     return "\n".join(lines)
 
@@ -266,8 +267,8 @@ def more(args: argparse.Namespace, names: list[str], done: dict) -> None:
     for name in names:
         if name not in scored:
             scored[name] = {"scored_with": f"misspecification reference v{REFERENCE}",
-                            **score_sets(args.work / "models" / name, extra, args.draws,
-                                         args.seed)}
+                            **score_sets(load_model(args.work / "models" / name), extra,
+                                         args.draws, args.seed)}
             store.write_text(json.dumps(scored, indent=1))
             print(f"scored {name} on the second draw", flush=True)
     pooled = {name: pool(done[name], scored[name]) for name in names}
@@ -337,8 +338,7 @@ def tradeoff(results: dict, path: Path) -> None:
     for k, (name, per_set) in enumerate(results.items()):
         loss = float((plain - np.array(per_set["held-out"]["r2"])).max())
         miss = np.array([per_set[kind]["silent_miss"] for kind in SETS])
-        over = int((np.array([per_set[kind]["silent_miss"] for kind in MODELLED + BEYOND])
-                    > 0.15).sum())
+        over = cells_over(per_set)
         ax.plot(loss, miss.mean(), "o", color="C0")
         ax.annotate(f"{name} ({over} cells > 0.15)", (loss, miss.mean()), fontsize=8,
                     xytext=(4, 4 if k % 2 else -11), textcoords="offset points")

@@ -154,7 +154,7 @@ def ensemble(work: Path, names: list[str], n: int, args: argparse.Namespace) -> 
     draws pooled (the same number from each), log q the log of the mean density."""
     model = load_model(work / "models" / names[0])
     x, u, noise = heldout(work, args.heldout, model.spec)
-    stored = [np.load(work / "models" / n / "heldout_draws.npz") for n in names]
+    stored = [np.load(work / "models" / member / "heldout_draws.npz") for member in names]
     per = args.draws // len(names)
     draws = np.concatenate([s["u"][:per].astype(np.float64) for s in stored])
     logs = np.stack([s["log_q_truth"] for s in stored])
