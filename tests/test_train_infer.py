@@ -307,3 +307,47 @@ def test_observe_runs_the_checks_of_the_command_line(work):
         posterior.observe(maps.C[0], temperature=5000.0)
     with pytest.raises(GbsbiError, match="q = 2"):
         posterior.observe(maps.C[0], temperature=350.0, q=2.0)
+
+
+def test_a_map_far_outside_the_model_gets_no_draws_and_is_flagged(work, capsys):
+    """A flat map at C = 51 (no simulation is within an order of magnitude) leaves this
+    model's flow with none of 20,000 draws inside the prior: rejection would never end.
+    `gbsbi infer` finishes, gives that scan NaN draws and flags it (outside_prior, p = 0), and
+    the scan beside it gets exactly the draws it gets alone; `sample` in Python says why it
+    cannot draw; `draw_in_cube` gives up after draws / MIN_MASS proposals."""
+    from gbsbi.errors import GbsbiError
+    from gbsbi.inference import load_posterior
+    from gbsbi.inference.npe.predict import draw_in_cube, outside_prior
+    from gbsbi.io.mapsfile import Maps
+
+    root = work["root"]
+    maps = read_maps(work["pseudo"])
+    rng = np.random.default_rng(0)
+    flat = 51 + 0.05 * rng.standard_normal((128, 128))
+    C = np.stack([maps.C[0], ((flat + flat.T) / 2).astype(np.float32)])
+    write_maps(root / "far.h5", Maps(C, maps.t, maps.temperature[:2], maps.q[:2],
+                                     scan=np.array(["pseudo", "far"])))
+    write_maps(root / "near.h5", Maps(C[:1], maps.t, maps.temperature[:1], maps.q[:1],
+                                      scan=np.array(["pseudo"])))
+    posterior = load_posterior(work["model"])
+    x = posterior.observe(C, temperature=maps.temperature[:2])
+    assert outside_prior(posterior.model.network, x).tolist() == [False, True]
+    capsys.readouterr()
+    for name in ("far", "near"):
+        assert main(["infer", str(work["model"]), str(root / f"{name}.h5"), "--out",
+                     str(root / f"{name}.nc"), "--draws", "200", "--no-plots"]) == 0
+    err = capsys.readouterr().err
+    assert "'far' is far outside the model" in err and "'pseudo' is far" not in err
+    import arviz as az
+
+    far = az.from_netcdf(root / "far.nc")
+    near = az.from_netcdf(root / "near.nc")
+    D = far.posterior["D"].values  # (chain, draw, scan)
+    assert np.isnan(D[..., 1]).all() and np.isfinite(D[..., 0]).all()
+    np.testing.assert_array_equal(D[..., 0], near.posterior["D"].values[..., 0])
+    assert far.constant_data["misspecification_p"].values[1] == 0.0
+    assert far.constant_data["misspecification_p_outside_prior"].values[1] == 0.0
+    with pytest.raises(GbsbiError, match="far outside the model"):
+        posterior.sample((10,), x=x[1])
+    u, log_q = draw_in_cube(posterior.model.network, x, 50)
+    assert torch.isnan(u[:, 1]).all() and torch.isfinite(u[:, 0]).all()

@@ -160,7 +160,7 @@ def group_to_files(
     from gbsbi.inference.data import scan_inputs
     from gbsbi.inference.model import load_model
     from gbsbi.inference.npe.likelihood import scan_log_likelihood
-    from gbsbi.inference.npe.predict import posterior_draws
+    from gbsbi.inference.npe.predict import posterior_draws, scans_outside_prior
     from gbsbi.io.atomic import atomic_path, check_new
     from gbsbi.io.posteriors import unique_names, write_csv
     from gbsbi.validation.misspecification import scan_tests
@@ -178,15 +178,20 @@ def group_to_files(
     names = unique_names(scans.maps.names())
     groups = scans.maps.group if scans.maps.group is not None else \
         np.full(len(names), "all", dtype=object)
-    keep = np.ones(len(names), dtype=bool)
+    # a scan whose posterior lies outside the prior has no likelihood to join, flagged or not
+    keep = ~scans_outside_prior(model, scans.x)
+    if not keep.all():
+        warn(f"left out {int((~keep).sum())} scan(s) whose posterior lies outside the prior "
+             f"(far outside the model, no draws): {', '.join(names[~keep])}")
     if not include_flagged:
         tested = scan_tests(model, scans.x, scans.maps.C, scans.maps.temperature,
                             posterior_draws(model, scans.x, PPC_DRAWS, settings.seed),
                             settings.seed, scans.maps.ages)
-        if tested is not None and tested.flagged.any():
-            keep = ~tested.flagged
-            warn(f"left out {int((~keep).sum())} scan(s) flagged as unlike the simulations: "
-                 f"{', '.join(names[~keep])} (--include-flagged keeps them)")
+        flagged = keep & (tested.flagged if tested is not None else False)
+        if flagged.any():
+            keep &= ~flagged
+            warn(f"left out {int(flagged.sum())} scan(s) flagged as unlike the simulations: "
+                 f"{', '.join(names[flagged])} (--include-flagged keeps them)")
     joined = {}
     for group in dict.fromkeys(map(str, groups)):
         mine = np.asarray(groups, dtype=str) == group

@@ -8,6 +8,7 @@ JSON record (:func:`estimates_to_files`). :func:`run_infer` picks by the model's
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -100,10 +101,20 @@ def misspecification_warnings(model: TrainedModel, draws: PosteriorDraws) -> lis
     if draws.misspecification is None:
         return [f"{model.directory}: the model has no misspecification reference, so no scan "
                 "is tested; fit one with `gbsbi misspec MODEL_DIR --fit-reference BANK.h5`"]
+    from gbsbi.inference.npe.predict import MIN_MASS
+    from gbsbi.validation.misspecification import OUTSIDE
+
     names = unique_names(draws.scan)
     out = []
     for k in np.flatnonzero(draws.flagged):
-        detail = ", ".join(f"{name} p = {p[k]:.3f}" for name, p in (draws.tests or {}).items())
+        tests = draws.tests or {}
+        if OUTSIDE in tests and tests[OUTSIDE][k] == 0:
+            out.append(f"scan {names[k]!r} is far outside the model: its posterior has less "
+                       f"than {MIN_MASS:.1%} of its mass inside the prior, so it has no draws "
+                       "(NaN in the files); flagged, do not read numbers from it")
+            continue
+        detail = ", ".join(f"{name} p = {p[k]:.3f}" for name, p in tests.items()
+                           if np.isfinite(p[k]))
         out.append(f"scan {names[k]!r} is unlike the simulations (misspecification p = "
                    f"{draws.misspecification[k]:.3f} < {draws.alpha:g}; {detail}): its "
                    "posterior assumes a model that does not describe it, do not trust it")
@@ -162,10 +173,12 @@ def infer_to_files(
         from gbsbi.plots.posterior import corner_plots, intervals_plot
 
         folder.mkdir(exist_ok=True)
-        corner_plots(result, spec.prior, folder)
-        intervals_plot(result, spec.prior, folder / "intervals.png")
+        corners = corner_plots(result, spec.prior, folder)
+        with warnings.catch_warnings():  # a scan without draws has NaN quantiles: not drawn
+            warnings.simplefilter("ignore", RuntimeWarning)
+            intervals_plot(result, spec.prior, folder / "intervals.png")
         residuals = residual_plots(model, scans, result, folder, seed)
-        log(f"wrote {len(rows)} corner plots, intervals.png"
+        log(f"wrote {len(corners)} corner plots, intervals.png"
             + (f" and the predictive residual maps of {residuals} flagged scans"
                if residuals else "") + f" to {folder}")
     return result
@@ -174,7 +187,8 @@ def infer_to_files(
 def residual_plots(model: TrainedModel, scans: ScanInputs, result: PosteriorDraws,
                    folder: Path, seed: int = 0) -> int:
     """The predictive check of each flagged scan (``residual_<scan>.png``: the map, a
-    replicate, the residual in predictive sd, Phi, cuts); returns how many."""
+    replicate, the residual in predictive sd, Phi, cuts); returns how many. A scan without
+    draws (its posterior outside the prior) has no predictive distribution, and no plot."""
     from gbsbi.plots.posterior import safe_name
     from gbsbi.plots.ppc import ppc_plot
     from gbsbi.validation.ppc import check_scan
@@ -184,7 +198,7 @@ def residual_plots(model: TrainedModel, scans: ScanInputs, result: PosteriorDraw
     flat = result.theta.reshape(-1, *result.theta.shape[2:])
     rng = np.random.default_rng(seed)
     names = unique_names(result.scan)
-    flagged = np.flatnonzero(result.flagged)
+    flagged = np.flatnonzero(result.flagged & ~np.isnan(flat).all(axis=(0, 2)))
     for k in flagged:
         check = check_scan(flat[:PPC_DRAWS, k], float(scans.maps.temperature[k]),
                            scans.maps.C[k], spec.experiment, spec.nuisance, rng,

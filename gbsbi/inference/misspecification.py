@@ -46,7 +46,9 @@ from gbsbi.validation.statistics import PPC_DRAWS, Subspace
 FORMAT = "gbsbi-misspecification"
 #: 2: the predictive statistics' null holds continuous raw p-values (a reference of version 1
 #: holds shares of replicates; its predictive statistics are left out, the others kept).
-VERSION = 2
+#: 3: the null of the trend statistic ``ppc_trend`` too (a reference of version 2 has none;
+#: its scans are tested without it).
+VERSION = 3
 META, STATE = "misspecification.json", "misspecification.pt"
 #: Fewest held-out simulations for a reference (fewer: the model gets none).
 MIN_HELDOUT = 20
@@ -128,7 +130,7 @@ class Reference:
         subspace: the principal subspace of standardised inputs, or None (a reference made
             before it existed).
         nulls: the null values of the other statistics by name (``subspace``, ``ppc_map``,
-            ``ppc_phi``), each shape (m_k,).
+            ``ppc_phi``, ``ppc_trend``), each shape (m_k,).
     """
 
     density: torch.nn.Module
@@ -214,7 +216,7 @@ def fit_reference(model: TrainedModel, heldout: np.ndarray, config: MisspecConfi
     reference.meta["subspace_components"] = len(subspace.components)
     if maps is not None:
         pick = null_part[: config.ppc_null]
-        nulls["ppc_map"], nulls["ppc_phi"] = predictive_null(
+        nulls["ppc_map"], nulls["ppc_phi"], nulls["ppc_trend"] = predictive_null(
             model, heldout[pick], maps[0][pick], maps[1][pick], config.seed,
             maps[2][pick])
         reference.meta["n_ppc_null"] = len(pick)
@@ -228,9 +230,10 @@ def _split(n: int, config: MisspecConfig) -> np.ndarray:
 
 def predictive_null(model: TrainedModel, x: np.ndarray, C: np.ndarray,
                     temperature: np.ndarray, seed: int,
-                    age: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The raw predictive p-values (map, Phi) of simulations at their own posterior draws
-    (and window ages, None: 0), each shape (n,)."""
+                    age: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The raw predictive p-values (map, Phi, trend) of simulations at their own posterior
+    draws (and window ages, None: 0), each shape (n,)."""
     from gbsbi.inference.npe.predict import posterior_draws
     from gbsbi.validation.ppc import predictive_statistics
 
@@ -242,7 +245,7 @@ def predictive_null(model: TrainedModel, x: np.ndarray, C: np.ndarray,
                                  spec.nuisance, None if spec.sample.single else spec.sample,
                                  spec.inputs.bins, spec.inputs.grading, rng, float(age[k]))
            for k in range(len(x))]
-    return np.array([o[0] for o in out]), np.array([o[1] for o in out])
+    return tuple(np.array([o[k] for o in out]) for k in range(3))
 
 
 def fit_density(f: Tensor, config: MisspecConfig, model_hash: str = "") -> Reference:

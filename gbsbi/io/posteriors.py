@@ -13,7 +13,7 @@ The NetCDF file has the groups
   reference: each scan's combined p-value (:mod:`gbsbi.validation.misspecification`),
   attribute ``alpha`` the level below which the scan is flagged, and beside it each
   statistic's own p-value, ``misspecification_p_<test>`` (``density``, ``subspace``,
-  ``ppc_map``, ``ppc_phi``);
+  ``ppc_map``, ``ppc_phi``, ``ppc_trend``);
 
 and every group's attributes, and the file's root attributes, name the model (``model_hash``,
 ``model``), the maps file (``maps_hash``, ``maps``) and the draws' ``seed``. The draws are

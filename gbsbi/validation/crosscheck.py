@@ -247,7 +247,7 @@ def crosscheck_to_files(
     from gbsbi.inference.device import configure
     from gbsbi.inference.model import load_model
     from gbsbi.inference.npe.phi_only import phi_inputs, phi_npe_for
-    from gbsbi.inference.npe.predict import GbPosterior
+    from gbsbi.inference.npe.predict import GbPosterior, scans_outside_prior
     from gbsbi.inference.surrogate import numpy_forward
     from gbsbi.io.atomic import atomic_folder, check_new_folder
     from gbsbi.io.posteriors import unique_names
@@ -270,10 +270,16 @@ def crosscheck_to_files(
     low, high = model.spec.prior.scale_bounds()
     config, rng = EmceeConfig(), np.random.default_rng(seed)
     results, figures = {}, {}
+    outside = scans_outside_prior(model, found.x[:count])
     for k, name in enumerate(map(str, names)):
         if not defined[k]:
             results[name] = {"skipped": "Phi_corr is undefined (a map of nothing but noise): "
                                         "no Phi likelihood"}
+            continue
+        if outside[k]:
+            results[name] = {"skipped": "the map's posterior lies outside the prior (far "
+                                        "outside the model): no draws to compare"}
+            log(f"{name}: skipped, its posterior lies outside the prior")
             continue
         numbers, sets = scan_crosscheck(forward, estimator, posterior, pairs[k], found.x[k],
                                         draws, config, rng, seed + k)

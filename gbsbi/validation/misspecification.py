@@ -15,12 +15,14 @@ how each becomes a p-value):
   (sbi's ``calc_misspecification_logprob`` test, vectorised over scans): small for a scan
   whose features lie where simulations do not;
 * ``subspace``: what of the reduced map lies outside the simulations' principal subspace;
-* ``ppc_map`` and ``ppc_phi``: predictive discrepancies of the map and of its plain Phi
-  against replicates at the scan's posterior draws.
+* ``ppc_map``, ``ppc_phi`` and ``ppc_trend``: predictive discrepancies of the map, of its
+  plain Phi and of its trend along the window against replicates at the scan's posterior
+  draws.
 
 They combine into one p-value per scan by their minimum, calibrated on the same held-out
-simulations (:func:`gbsbi.validation.statistics.min_p_combination`). One rule decides a flag
-everywhere (:func:`flagged`): the combined p < alpha.
+simulations (:func:`gbsbi.validation.statistics.min_p_combination`). A scan whose posterior
+lies outside the prior has no draws to test and gets p = 0 (``outside_prior``). One rule
+decides a flag everywhere (:func:`flagged`): the combined p < alpha.
 
 Per set: sbi's MMD test of the scans' features against the reference features, with a
 permutation null (:func:`gbsbi.inference.sbi_tools.mmd_test`).
@@ -44,7 +46,13 @@ from gbsbi.validation.statistics import (
 )
 
 #: The per-scan statistics, in the order they are reported.
-TESTS = ("density", "subspace", "ppc_map", "ppc_phi")
+TESTS = ("density", "subspace", "ppc_map", "ppc_phi", "ppc_trend")
+#: The name under which a scan whose posterior lies outside the prior (it has no draws,
+#: docs/inference.md#outside-the-prior) is flagged, with p = 0; not a calibrated statistic.
+OUTSIDE = "outside_prior"
+#: The predictive statistics, in the order :func:`gbsbi.validation.ppc.predictive_statistics`
+#: returns them.
+PREDICTIVE = TESTS[2:]
 
 
 def flagged(p: np.ndarray, alpha: float) -> np.ndarray:
@@ -131,6 +139,9 @@ def scan_tests(model, x: np.ndarray, maps: np.ndarray | None = None,  # noqa: AN
         residual = reference.subspace.residual(standardised(model, x))
         tests["subspace"] = conformal_pvalues(reference.nulls["subspace"], residual, True)
         nulls["subspace"] = loo_pvalues(reference.nulls["subspace"], True)
+    # a scan whose posterior lies outside the prior has no draws (NaN): flagged by that alone
+    outside = (np.zeros(len(x), dtype=bool) if theta is None
+               else np.isnan(np.asarray(theta)).all(axis=(0, 2)))
     if maps is not None and theta is not None and "ppc_map" in reference.nulls:
         spec, rng = model.spec, np.random.default_rng(seed)
         sample = None if spec.sample.single else spec.sample
@@ -139,16 +150,20 @@ def scan_tests(model, x: np.ndarray, maps: np.ndarray | None = None,  # noqa: AN
                                               maps[k], spec.experiment, spec.nuisance, sample,
                                               spec.inputs.bins, spec.inputs.grading, rng,
                                               float(age[k]))
-                        for k in range(len(x))]).reshape(len(x), 2)
-        tests["ppc_map"] = conformal_pvalues(reference.nulls["ppc_map"], raw[:, 0], False)
-        tests["ppc_phi"] = conformal_pvalues(reference.nulls["ppc_phi"], raw[:, 1], False)
-        nulls["ppc_map"] = loo_pvalues(reference.nulls["ppc_map"], False)
-        nulls["ppc_phi"] = loo_pvalues(reference.nulls["ppc_phi"], False)
+                        if not outside[k] else (np.nan,) * len(PREDICTIVE)
+                        for k in range(len(x))]).reshape(len(x), len(PREDICTIVE))
+        for j, name in enumerate(PREDICTIVE):
+            if name in reference.nulls:  # a reference of version 2 has no ppc_trend
+                tests[name] = conformal_pvalues(reference.nulls[name], raw[:, j], False)
+                nulls[name] = loo_pvalues(reference.nulls[name], False)
     # the null simulations are the same ones, in the same order, for every statistic: the
     # first m of them have every p-value (the predictive ones are the costliest)
     m = min(len(v) for v in nulls.values())
     null_p = np.stack([v[:m] for v in nulls.values()], axis=-1)
     combined = min_p_combination(np.stack(list(tests.values()), axis=-1), null_p)
+    if outside.any():
+        tests[OUTSIDE] = np.where(outside, 0.0, np.nan)
+        combined = np.where(outside, 0.0, combined)
     return ScanTests(combined, tests, reference.alpha, reference.meta)
 
 

@@ -127,17 +127,22 @@ def predictive_statistics(
     theta: np.ndarray, temperature: float, C_obs: np.ndarray, config: ExperimentConfig,
     measurement: MeasurementPrior, sample: SamplePrior | None, bins: int, grading: float,
     rng: np.random.Generator, age: float = 0.0,
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """The raw predictive p-values of one scan for the misspecification test
-    (:mod:`gbsbi.validation.statistics`): of its reduced map and of its plain Phi against
-    replicates at posterior draws ``theta`` (shape (draws, 3)) and its noise level.
+    (:mod:`gbsbi.validation.statistics`): of its reduced map, of its plain Phi and of its
+    trend along the window against replicates at posterior draws ``theta`` (shape
+    (draws, 3)) and its noise level.
 
     Args:
         bins, grading: the model's reduction of maps (:class:`gbsbi.inference.inputs.InputConfig`).
         age: the scan's window age in s.
     """
     from gbsbi.inference.inputs import bin_edges, reduce_map
-    from gbsbi.validation.statistics import predictive_pvalues
+    from gbsbi.validation.statistics import (
+        discrepancy_pvalue,
+        predictive_pvalues,
+        trend_profile,
+    )
 
     reps, _ = replicate_maps(theta, temperature, C_obs, config, measurement, rng, sample, age)
     both = np.concatenate([C_obs[None].astype(np.float32), reps])
@@ -147,7 +152,9 @@ def predictive_statistics(
         phis = phi(both)
     upper = np.triu_indices(bins)
     flat = reduced[:, upper[0], upper[1]].astype(np.float64)
-    return predictive_pvalues(flat[0], flat[1:], float(phis[0]), phis[1:])
+    p_map, p_phi = predictive_pvalues(flat[0], flat[1:], float(phis[0]), phis[1:])
+    trends = trend_profile(both)
+    return p_map, p_phi, discrepancy_pvalue(trends[0], trends[1:])
 
 
 def tail_probability(replicates: np.ndarray, observed: float) -> float:
@@ -258,8 +265,12 @@ def ppc_to_files(
     flat = drawn.theta.reshape(-1, *drawn.theta.shape[2:])
     count = len(names) if scans is None else min(scans, len(names))
     rng = np.random.default_rng(seed)
-    checks = {}
+    checks, skipped = {}, []
     for k in range(count):
+        if np.isnan(flat[:, k]).all():  # its posterior outside the prior: nothing to replicate
+            skipped.append(str(names[k]))
+            log(f"{names[k]}: no draws (its posterior lies outside the prior), no check")
+            continue
         pick = rng.choice(len(flat), size=min(draws, len(flat)), replace=False)
         check = check_scan(flat[pick, k], float(observed.temperature[k]), observed.C[k], config,
                            spec.nuisance, rng, spec.sample, float(observed.ages[k]))
@@ -268,12 +279,15 @@ def ppc_to_files(
         log(f"{names[k]}: Phi_corr {n['phi_corrected_observed']:.3f} (predictive median "
             f"{n['phi_corrected_predictive_q05_q50_q95'][1]:.3f}, p = "
             f"{n['p_phi_corrected']:.2f}); cuts inside 90 % band {n['cuts_inside_90']:.0%}")
-    output = {"scans": {name: c.numbers for name, c in checks.items()}, "model": str(model_dir),
+    output = {"scans": {name: c.numbers for name, c in checks.items()},
+              "without_draws": skipped, "model": str(model_dir),
               "model_hash": model_hash, "maps": str(maps), "maps_hash": content,
               "posteriors": str(posteriors), "draws": draws, "seed": seed, "noise_model": "fast"}
     with atomic_folder(out, overwrite) as folder:
         (folder / "ppc.json").write_text(json.dumps(output, indent=1))
-        for k, (name, check) in enumerate(checks.items()):
+        index = {str(name): k for k, name in enumerate(names)}
+        for name, check in checks.items():
+            k = index[name]
             title = (f"{name}: T = {observed.temperature[k]:.0f} K; {check.numbers['draws']} "
                      "posterior draws measured with the fast noise model at the scan's noise")
             ppc_plot(check, observed.t, title, folder / f"ppc_{safe_name(name)}.png")

@@ -23,6 +23,14 @@ uniform (up to the grid 1/(m+1)) for a scan from the simulator, whatever the sta
   uniform, which is why the held-out simulations' own calibrate them. Small is extreme.
 * ``ppc_phi``: the same with the plain Phi of the map standardised by its replicates',
   two-sided.
+* ``ppc_trend``: whether the map changes along the window where the model's does not. For
+  lags in octave bands (1-2, 2-4, ..., 32-63 frames) the map's mean C(t1, t1 + lag) over the
+  pairs of each quarter of the window (by their mean time t1 + lag / 2), averaged over the
+  band's lags, gives per band the least-squares slope over the four quarters
+  (:func:`trend_profile`; 0 for a map that depends on t2 - t1 only); the scan's slopes
+  against its replicates' make a discrepancy and a raw p-value as for ``ppc_map``. A contrast
+  or a rate that drifts over the window changes C along the diagonal; the reduced map holds
+  that too, but spread over all its bins, where a trend of a few bins is lost.
 
 The p-values combine into one by their minimum, calibrated on the same held-out simulations
 (min-p with a calibrated threshold): each null simulation's p-values against the other null
@@ -35,6 +43,7 @@ comparison).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +52,10 @@ import numpy as np
 SUBSPACE_VARIANCE = 0.99
 #: Posterior draws replicated per scan by the predictive statistics.
 PPC_DRAWS = 40
+#: The lag bands of the trend statistic, in frames: [1, 2), [2, 4), ..., [32, 64).
+TREND_BANDS = (1, 2, 4, 8, 16, 32, 64)
+#: The parts of the window the trend statistic's slope is fitted over.
+TREND_PARTS = 4
 
 
 def conformal_pvalues(null: np.ndarray, values: np.ndarray, larger_is_extreme: bool
@@ -142,6 +155,58 @@ def _loo_discrepancies(reps: np.ndarray, observed: np.ndarray) -> tuple[float, n
     return d_obs, d_rep
 
 
+def discrepancy_pvalue(observed: np.ndarray, reps: np.ndarray) -> float:
+    """The raw predictive p-value of a vector of summaries, shape (B,), against its replicates'
+    (D, B): the normal upper tail of the log discrepancy standardised by the replicates' (each
+    against the others)."""
+    from scipy.stats import norm
+
+    if not (np.isfinite(observed) & np.isfinite(reps).all(axis=0)).any():
+        return float("nan")
+    d_obs, d_rep = _loo_discrepancies(reps, observed)
+    logs = np.log(np.maximum(d_rep, 1e-300))
+    spread = max(float(np.std(logs, ddof=1)), 1e-12)
+    return float(norm.sf((np.log(max(d_obs, 1e-300)) - logs.mean()) / spread))
+
+
+def trend_profile(C: np.ndarray) -> np.ndarray:
+    """Per lag band, the least-squares slope of the map's mean C(t1, t2) over the parts of the
+    window (module docstring, ``ppc_trend``).
+
+    Each lag's pairs are averaged within each part (by their mean time) first, and a band's
+    value in a part is the mean over its lags: every part weighs every lag alike, so a map that
+    depends on t2 - t1 only has slope 0 exactly, however many pairs of each lag a part holds.
+
+    Args:
+        C: maps, shape (n, T, T), NaN on missing frames (left out).
+
+    Returns:
+        The slopes, shape (n, bands); NaN for a band with no pairs in some part.
+    """
+    C = np.asarray(C, dtype=np.float64)
+    n, T = C.shape[0], C.shape[-1]
+    edges = np.asarray(TREND_BANDS)
+    per_lag = np.full((n, TREND_PARTS, TREND_BANDS[-1]), np.nan)
+    for lag in range(TREND_BANDS[0], min(TREND_BANDS[-1], T)):
+        t1 = np.arange(T - lag)
+        part = np.minimum((t1 + lag / 2) * TREND_PARTS // (T - 1), TREND_PARTS - 1).astype(int)
+        pairs = C[:, t1, t1 + lag]
+        finite = np.isfinite(pairs)
+        sums = np.zeros((n, TREND_PARTS))
+        counts = np.zeros((n, TREND_PARTS))
+        np.add.at(sums.T, part, np.where(finite, pairs, 0.0).T)
+        np.add.at(counts.T, part, finite.T)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_lag[:, :, lag] = sums / counts
+    band = np.searchsorted(edges, np.arange(TREND_BANDS[-1]), side="right") - 1
+    with warnings.catch_warnings():  # a band with no pair in some part: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.stack([np.nanmean(per_lag[:, :, band == b], axis=2)
+                          for b in range(len(edges) - 1)], axis=2)  # (n, parts, bands)
+    w = np.arange(TREND_PARTS) - (TREND_PARTS - 1) / 2
+    return np.einsum("npb,p->nb", means, w / (w @ w))
+
+
 def predictive_pvalues(reduced_obs: np.ndarray, reduced_reps: np.ndarray, phi_obs: float,
                        phi_reps: np.ndarray) -> tuple[float, float]:
     """The raw predictive p-values of one scan (module docstring): of the reduced map
@@ -156,10 +221,7 @@ def predictive_pvalues(reduced_obs: np.ndarray, reduced_reps: np.ndarray, phi_ob
     """
     from scipy.stats import norm
 
-    d_obs, d_rep = _loo_discrepancies(reduced_reps, reduced_obs)
-    logs = np.log(np.maximum(d_rep, 1e-300))
-    spread = max(float(np.std(logs, ddof=1)), 1e-12)
-    p_map = norm.sf((np.log(max(d_obs, 1e-300)) - logs.mean()) / spread)
+    p_map = discrepancy_pvalue(reduced_obs, reduced_reps)
     reps = phi_reps[np.isfinite(phi_reps)]
     if not np.isfinite(phi_obs) or len(reps) < 2:
         return float(p_map), float("nan")

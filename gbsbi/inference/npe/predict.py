@@ -13,6 +13,13 @@ diagnostics) and rejects the flow's samples outside the cube. In physical units,
 
 (:meth:`simulators.config.Prior.log_jacobian`).
 
+A map far outside the model can leave the flow with almost none of its mass inside the cube;
+rejection would then never finish (the maps of a real speckle stack of another material did:
+0 of 20,000 draws inside). Before rejecting, each input's mass inside is estimated
+(:func:`mass_inside`, on a generator of its own, so the draws are those of sbi's sampler); an
+input with less than ``MIN_MASS`` gets no draws (NaN), and the misspecification test flags it
+(docs/inference.md#outside-the-prior).
+
 In a notebook::
 
     from gbsbi.inference import load_posterior
@@ -39,6 +46,44 @@ from gbsbi.inference.flow import log_prob_given, parts, unit_box
 from gbsbi.inference.inputs import network_inputs
 from gbsbi.inference.model import TrainedModel, load_model
 from gbsbi.io.mapsfile import Maps
+
+#: Least share of an input's posterior mass inside the prior's cube for it to get draws.
+MIN_MASS = 1e-3
+#: Draws of the first look at an input's mass inside, and of the second look at an input
+#: with none inside in the first (enough to tell MIN_MASS from nothing: 20 expected).
+PILOT, CONFIRM = 256, 20_000
+
+
+@torch.no_grad()
+def mass_inside(flow: torch.nn.Module, x: Tensor, draws: int, seed: int = 0) -> Tensor:
+    """The share of ``draws`` draws of q(u | x) inside [0, 1]^3 for each input x, shape (n, D)
+    -> (n,), from a generator of its own (torch's global one is left as it was)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        u = flow.sample(torch.Size([draws]), condition=x)  # (draws, n, 3)
+    return ((u >= 0) & (u <= 1)).all(-1).double().mean(0)
+
+
+def outside_prior(flow: torch.nn.Module, x: Tensor, seed: int = 0) -> Tensor:
+    """Whether each input, shape (n, D), has less than ``MIN_MASS`` of its posterior mass
+    inside the prior's cube, shape (n,): a first look of ``PILOT`` draws, a second of
+    ``CONFIRM`` for the inputs with none inside the first."""
+    out = torch.zeros(len(x), dtype=torch.bool)
+    empty = torch.nonzero(mass_inside(flow, x, PILOT, seed) == 0).flatten()
+    if len(empty):
+        out[empty] = mass_inside(flow, x[empty], CONFIRM, seed) < MIN_MASS
+    return out
+
+
+def scans_outside_prior(model: TrainedModel, x: np.ndarray) -> np.ndarray:
+    """:func:`outside_prior` of a model's network for inputs x, shape (n, D), as NumPy (n,)."""
+    return outside_prior(model.network.eval(), torch.as_tensor(x)).numpy()
+
+
+def _outside_error() -> GbsbiError:
+    return GbsbiError(f"the posterior of this input has less than {MIN_MASS:.1%} of its mass "
+                      "inside the prior: the map is far outside the model, so it has no "
+                      "posterior draws (docs/inference.md#outside-the-prior)")
 
 
 class GbPosterior:
@@ -96,19 +141,38 @@ class GbPosterior:
     def sample(self, sample_shape: tuple[int, ...], x: Tensor,
                show_progress_bars: bool = False) -> Tensor:
         """Draws theta = (D [nm^2/s], sigma [J/m^2], c), shape (*sample_shape, 3), float64,
-        for one input x of shape (D,) or (1, D)."""
+        for one input x of shape (D,) or (1, D).
+
+        Raises:
+            GbsbiError: the input's posterior lies outside the prior (module docstring).
+        """
+        if outside_prior(self.unit.posterior_estimator, torch.as_tensor(x).reshape(1, -1))[0]:
+            raise _outside_error()
         u = self.unit.sample(sample_shape, x=x, show_progress_bars=show_progress_bars)
         return torch.as_tensor(self.prior.from_unit(u.numpy()))
 
     def sample_batched(self, sample_shape: tuple[int, ...], x: Tensor) -> Tensor:
-        """Draws for each of m inputs x, shape (m, D): theta of shape (*sample_shape, m, 3)."""
-        batch = max(1, 100_000 // max(1, len(x)))  # sbi's own cap on draws x inputs at once
-        u = self.unit.sample_batched(sample_shape, x=x, show_progress_bars=False,
-                                     max_sampling_batch_size=batch)
-        return torch.as_tensor(self.prior.from_unit(u.numpy()))
+        """Draws for each of m inputs x, shape (m, D): theta of shape (*sample_shape, m, 3);
+        NaN for an input whose posterior lies outside the prior (module docstring)."""
+        x = torch.as_tensor(x)
+        inside = ~outside_prior(self.unit.posterior_estimator, x)
+        theta = torch.full((*sample_shape, len(x), 3), torch.nan, dtype=torch.float64)
+        if inside.any():
+            batch = max(1, 100_000 // int(inside.sum()))  # sbi's cap on draws x inputs at once
+            u = self.unit.sample_batched(sample_shape, x=x[inside], show_progress_bars=False,
+                                         max_sampling_batch_size=batch)
+            theta[..., inside, :] = torch.as_tensor(self.prior.from_unit(u.numpy()))
+        return theta
 
     def unit_draws(self, x: np.ndarray, draws: int, seed: int) -> np.ndarray:
-        """Draws of u in the unit cube for one input x, shape (draws, 3), seeded."""
+        """Draws of u in the unit cube for one input x, shape (draws, 3), seeded.
+
+        Raises:
+            GbsbiError: the input's posterior lies outside the prior (module docstring).
+        """
+        if outside_prior(self.unit.posterior_estimator,
+                         torch.as_tensor(x).reshape(1, -1), seed)[0]:
+            raise _outside_error()
         torch.manual_seed(seed)
         return self.unit.sample((draws,), x=torch.as_tensor(x),
                                 show_progress_bars=False).numpy()
@@ -154,17 +218,23 @@ def draw_in_cube(
 
     Returns:
         u, shape (draws, n, 3), and log q(u | x), shape (draws, n); torch's global generator
-        is the source of randomness.
+        is the source of randomness. An input that keeps fewer than ``MIN_MASS`` of its
+        proposals is given up: its missing draws are NaN.
     """
     us, logs = [], []
     for start in range(0, len(x), batch):
         xb = x[start:start + batch]
         kept_u = torch.empty(draws, len(xb), 3)
         kept_lp = torch.empty(draws, len(xb))
+        kept_u[:] = torch.nan
+        kept_lp[:] = torch.nan
         count = torch.zeros(len(xb), dtype=torch.long)
+        proposed = torch.zeros(len(xb), dtype=torch.long)
         ask = draws
-        while (count < draws).any():
-            pending = torch.nonzero(count < draws).flatten()
+        # an input that keeps fewer than MIN_MASS of its proposals is given up: NaN draws
+        while ((count < draws) & (proposed < draws / MIN_MASS)).any():
+            pending = torch.nonzero((count < draws) & (proposed < draws / MIN_MASS)).flatten()
+            proposed[pending] += ask
             # nflows' order is (inputs, draws); sbi 0.27's sample_and_log_prob reshapes it
             # without the transpose its sample() has, which pairs draws with the wrong x
             u, lp = flow.net.sample_and_log_prob(ask, context=xb[pending])
