@@ -136,6 +136,12 @@ def test_the_trend_of_a_stationary_map_is_zero_and_a_drifting_contrast_has_its_s
     one negative; missing frames (NaN) are left out, not propagated."""
     C = _stationary()
     assert np.abs(trend_profile(C[None])).max() < 1e-12
+    for T, missing in ((128, [0, 127]), (101, []), (37, [5]), (64, [])):  # any T, edge gaps
+        S = _stationary(T)
+        S[missing] = np.nan
+        S[:, missing] = np.nan
+        slopes = trend_profile(S[None])[0]
+        assert np.isfinite(slopes).sum() >= 3 and np.nanmax(np.abs(slopes)) < 1e-12, (T, slopes)
     t = np.linspace(-0.5, 0.5, 128)
     for b, sign in ((0.5, 1), (-0.5, -1)):
         g = 1 + b * t

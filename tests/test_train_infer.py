@@ -351,3 +351,18 @@ def test_a_map_far_outside_the_model_gets_no_draws_and_is_flagged(work, capsys):
         posterior.sample((10,), x=x[1])
     u, log_q = draw_in_cube(posterior.model.network, x, 50)
     assert torch.isnan(u[:, 1]).all() and torch.isfinite(u[:, 0]).all()
+    # one input, one answer: its share inside is the same alone as among others
+    from gbsbi.inference.npe.predict import mass_inside
+
+    both = mass_inside(posterior.model.network, x, 256)
+    alone = torch.cat([mass_inside(posterior.model.network, x[k:k + 1], 256) for k in (0, 1)])
+    torch.testing.assert_close(both, alone, rtol=0, atol=0)
+    # without a misspecification reference nothing is flagged, but the user is still told
+    bare = _copy_model(work, "bare")
+    for name in ("misspecification.json", "misspecification.pt"):
+        (bare / name).unlink()
+    capsys.readouterr()
+    assert main(["infer", str(bare), str(root / "far.h5"), "--out", str(root / "bare.nc"),
+                 "--draws", "40", "--no-plots"]) == 0
+    err = capsys.readouterr().err
+    assert "no misspecification reference" in err and "'far' is far outside the model" in err

@@ -97,21 +97,27 @@ def with_misspecification(model: TrainedModel, scans: ScanInputs, draws: Posteri
 
 def misspecification_warnings(model: TrainedModel, draws: PosteriorDraws) -> list[str]:
     """One warning per flagged scan (with the statistics that flag it), one where the model
-    has no reference, and one where its density fits poorly."""
-    if draws.misspecification is None:
-        return [f"{model.directory}: the model has no misspecification reference, so no scan "
-                "is tested; fit one with `gbsbi misspec MODEL_DIR --fit-reference BANK.h5`"]
+    has no reference (and then one per scan without draws), and one where its density fits
+    poorly."""
     from gbsbi.inference.npe.predict import MIN_MASS
-    from gbsbi.validation.misspecification import OUTSIDE
 
     names = unique_names(draws.scan)
+    no_draws = np.isnan(draws.theta).all(axis=(0, 1, 3))
+
+    def outside(k: int) -> str:
+        return (f"scan {names[k]!r} is far outside the model: its posterior has less than "
+                f"{MIN_MASS:.1%} of its mass inside the prior, so it has no draws (NaN in the "
+                "files); do not read numbers from it")
+
+    if draws.misspecification is None:
+        return [f"{model.directory}: the model has no misspecification reference, so no scan "
+                "is tested; fit one with `gbsbi misspec MODEL_DIR --fit-reference BANK.h5`",
+                *(outside(k) for k in np.flatnonzero(no_draws))]
     out = []
     for k in np.flatnonzero(draws.flagged):
         tests = draws.tests or {}
-        if OUTSIDE in tests and tests[OUTSIDE][k] == 0:
-            out.append(f"scan {names[k]!r} is far outside the model: its posterior has less "
-                       f"than {MIN_MASS:.1%} of its mass inside the prior, so it has no draws "
-                       "(NaN in the files); flagged, do not read numbers from it")
+        if no_draws[k]:
+            out.append(outside(k) + " (flagged)")
             continue
         detail = ", ".join(f"{name} p = {p[k]:.3f}" for name, p in tests.items()
                            if np.isfinite(p[k]))

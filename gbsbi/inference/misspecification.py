@@ -47,8 +47,10 @@ FORMAT = "gbsbi-misspecification"
 #: 2: the predictive statistics' null holds continuous raw p-values (a reference of version 1
 #: holds shares of replicates; its predictive statistics are left out, the others kept).
 #: 3: the null of the trend statistic ``ppc_trend`` too (a reference of version 2 has none;
-#: its scans are tested without it).
-VERSION = 3
+#: its scans are tested without it). 4: ``ppc_trend`` averages, in every part of the window,
+#: only the lags with pairs in every part (exactly 0 for any map that depends on t2 - t1
+#: only); the version-3 null of it is left out.
+VERSION = 4
 META, STATE = "misspecification.json", "misspecification.pt"
 #: Fewest held-out simulations for a reference (fewer: the model gets none).
 MIN_HELDOUT = 20
@@ -336,6 +338,8 @@ def load_reference(model: TrainedModel) -> Reference | None:
     nulls = {k[len("null_"):]: v.numpy() for k, v in state.items() if k.startswith("null_")}
     if meta.get("version", 1) < 2:  # shares of replicates, not the continuous raw values
         nulls = {k: v for k, v in nulls.items() if not k.startswith("ppc_")}
+    if meta.get("version", 1) < 4:  # another trend statistic than this gbsbi computes
+        nulls.pop("ppc_trend", None)
     return Reference(density.eval(), state["features"], state["log_probs"], meta, subspace,
                      nulls)
 

@@ -13,7 +13,8 @@ The NetCDF file has the groups
   reference: each scan's combined p-value (:mod:`gbsbi.validation.misspecification`),
   attribute ``alpha`` the level below which the scan is flagged, and beside it each
   statistic's own p-value, ``misspecification_p_<test>`` (``density``, ``subspace``,
-  ``ppc_map``, ``ppc_phi``, ``ppc_trend``);
+  ``ppc_map``, ``ppc_phi``, ``ppc_trend``), and ``misspecification_p_outside_prior`` (0 for a
+  scan without draws, its posterior outside the prior; NaN otherwise) where a scan has none;
 
 and every group's attributes, and the file's root attributes, name the model (``model_hash``,
 ``model``), the maps file (``maps_hash``, ``maps``) and the draws' ``seed``. The draws are
@@ -143,7 +144,9 @@ def to_inference_data(draws: PosteriorDraws, attrs: dict):  # noqa: ANN201 - arv
     if draws.misspecification is not None:
         data.constant_data["misspecification_p"].attrs.update(
             alpha=draws.alpha, test="smallest of the statistics' p-values "
-            f"({', '.join(draws.tests or ['density'])}), calibrated on held-out simulations")
+            f"({', '.join(t for t in draws.tests or ['density'] if t != 'outside_prior')}), "
+            "calibrated on held-out simulations; 0 for a scan without draws (its posterior "
+            "outside the prior: misspecification_p_outside_prior)")
     data.constant_data["temperature"].attrs["units"] = "K"
     data.constant_data["q"].attrs["units"] = "nm^-1"
     if draws.age is not None:

@@ -26,7 +26,8 @@ uniform (up to the grid 1/(m+1)) for a scan from the simulator, whatever the sta
 * ``ppc_trend``: whether the map changes along the window where the model's does not. For
   lags in octave bands (1-2, 2-4, ..., 32-63 frames) the map's mean C(t1, t1 + lag) over the
   pairs of each quarter of the window (by their mean time t1 + lag / 2), averaged over the
-  band's lags, gives per band the least-squares slope over the four quarters
+  band's lags that have pairs in every quarter, gives per band the least-squares slope over
+  the four quarters
   (:func:`trend_profile`; 0 for a map that depends on t2 - t1 only); the scan's slopes
   against its replicates' make a discrepancy and a raw p-value as for ``ppc_map``. A contrast
   or a rate that drifts over the window changes C along the diagonal; the reduced map holds
@@ -174,14 +175,16 @@ def trend_profile(C: np.ndarray) -> np.ndarray:
     window (module docstring, ``ppc_trend``).
 
     Each lag's pairs are averaged within each part (by their mean time) first, and a band's
-    value in a part is the mean over its lags: every part weighs every lag alike, so a map that
-    depends on t2 - t1 only has slope 0 exactly, however many pairs of each lag a part holds.
+    value in a part is the mean over the band's lags that have pairs in every part: every part
+    weighs the same lags alike, so a map that depends on t2 - t1 only has slope 0 exactly,
+    whatever T, missing frames, or pairs of each lag a part holds.
 
     Args:
         C: maps, shape (n, T, T), NaN on missing frames (left out).
 
     Returns:
-        The slopes, shape (n, bands); NaN for a band with no pairs in some part.
+        The slopes, shape (n, bands); NaN for a band none of whose lags has pairs in every
+        part.
     """
     C = np.asarray(C, dtype=np.float64)
     n, T = C.shape[0], C.shape[-1]
@@ -199,9 +202,11 @@ def trend_profile(C: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             per_lag[:, :, lag] = sums / counts
     band = np.searchsorted(edges, np.arange(TREND_BANDS[-1]), side="right") - 1
-    with warnings.catch_warnings():  # a band with no pair in some part: NaN
+    common = np.isfinite(per_lag).all(axis=1, keepdims=True)  # (n, 1, lags): in every part
+    kept = np.where(common, per_lag, np.nan)
+    with warnings.catch_warnings():  # a band with no lag in every part: NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        means = np.stack([np.nanmean(per_lag[:, :, band == b], axis=2)
+        means = np.stack([np.nanmean(kept[:, :, band == b], axis=2)
                           for b in range(len(edges) - 1)], axis=2)  # (n, parts, bands)
     w = np.arange(TREND_PARTS) - (TREND_PARTS - 1) / 2
     return np.einsum("npb,p->nb", means, w / (w @ w))

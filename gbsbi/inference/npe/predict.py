@@ -16,8 +16,9 @@ diagnostics) and rejects the flow's samples outside the cube. In physical units,
 A map far outside the model can leave the flow with almost none of its mass inside the cube;
 rejection would then never finish (the maps of a real speckle stack of another material did:
 0 of 20,000 draws inside). Before rejecting, each input's mass inside is estimated
-(:func:`mass_inside`, on a generator of its own, so the draws are those of sbi's sampler); an
-input with less than ``MIN_MASS`` gets no draws (NaN), and the misspecification test flags it
+(:func:`mass_inside`: fixed draws on a generator of its own, so one input gets one answer
+wherever it is asked, and the draws are those of sbi's sampler); an input with less than
+``MIN_MASS`` gets no draws (NaN), and the misspecification test flags it
 (docs/inference.md#outside-the-prior).
 
 In a notebook::
@@ -50,28 +51,49 @@ from gbsbi.io.mapsfile import Maps
 #: Least share of an input's posterior mass inside the prior's cube for it to get draws.
 MIN_MASS = 1e-3
 #: Draws of the first look at an input's mass inside, and of the second look at an input
-#: with none inside in the first (enough to tell MIN_MASS from nothing: 20 expected).
+#: with none inside in the first (fewer than 20 of them inside: less than MIN_MASS).
 PILOT, CONFIRM = 256, 20_000
+
+
+#: Most flow evaluations (draws x inputs) in one call of :func:`mass_inside`.
+LOOK_ROWS = 100_000
 
 
 @torch.no_grad()
 def mass_inside(flow: torch.nn.Module, x: Tensor, draws: int, seed: int = 0) -> Tensor:
     """The share of ``draws`` draws of q(u | x) inside [0, 1]^3 for each input x, shape (n, D)
-    -> (n,), from a generator of its own (torch's global one is left as it was)."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        u = flow.sample(torch.Size([draws]), condition=x)  # (draws, n, 3)
-    return ((u >= 0) & (u <= 1)).all(-1).double().mean(0)
+    -> (n,).
+
+    Common random numbers: the same ``draws`` base-noise vectors (standard normal, the base of
+    sbi's flows, from a generator seeded with ``seed``) go through the flow for every input, so
+    an input's share depends on the input and the seed alone, not on the other inputs of x,
+    the caller's seed or torch's global generator (which is left untouched). At most
+    ``LOOK_ROWS`` evaluations at once.
+    """
+    embedding, transform, _ = parts(flow)
+    noise = torch.randn(draws, 3, generator=torch.Generator().manual_seed(seed))
+    x = torch.as_tensor(x, dtype=torch.float32)
+    out = torch.empty(len(x), dtype=torch.float64)
+    step = max(1, LOOK_ROWS // draws)
+    for start in range(0, len(x), step):
+        features = embedding(x[start:start + step])
+        m = len(features)
+        u, _ = transform.inverse(noise.repeat(m, 1),
+                                 context=features.repeat_interleave(draws, dim=0))
+        inside = ((u >= 0) & (u <= 1)).all(-1).reshape(m, draws)
+        out[start:start + m] = inside.double().mean(1)
+    return out
 
 
-def outside_prior(flow: torch.nn.Module, x: Tensor, seed: int = 0) -> Tensor:
+def outside_prior(flow: torch.nn.Module, x: Tensor) -> Tensor:
     """Whether each input, shape (n, D), has less than ``MIN_MASS`` of its posterior mass
     inside the prior's cube, shape (n,): a first look of ``PILOT`` draws, a second of
-    ``CONFIRM`` for the inputs with none inside the first."""
+    ``CONFIRM`` for the inputs with none inside the first. Fixed draws (:func:`mass_inside`,
+    seed 0): one input gets one answer wherever it is asked, alone or among others."""
     out = torch.zeros(len(x), dtype=torch.bool)
-    empty = torch.nonzero(mass_inside(flow, x, PILOT, seed) == 0).flatten()
+    empty = torch.nonzero(mass_inside(flow, x, PILOT) == 0).flatten()
     if len(empty):
-        out[empty] = mass_inside(flow, x[empty], CONFIRM, seed) < MIN_MASS
+        out[empty] = mass_inside(flow, x[empty], CONFIRM) < MIN_MASS
     return out
 
 
@@ -170,8 +192,7 @@ class GbPosterior:
         Raises:
             GbsbiError: the input's posterior lies outside the prior (module docstring).
         """
-        if outside_prior(self.unit.posterior_estimator,
-                         torch.as_tensor(x).reshape(1, -1), seed)[0]:
+        if outside_prior(self.unit.posterior_estimator, torch.as_tensor(x).reshape(1, -1))[0]:
             raise _outside_error()
         torch.manual_seed(seed)
         return self.unit.sample((draws,), x=torch.as_tensor(x),
