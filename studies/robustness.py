@@ -373,14 +373,16 @@ def tradeoff(results: dict, path: Path) -> None:
         return
     plain = np.array(results["plain"]["held-out"]["r2"])
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.5), constrained_layout=True)
-    for k, (name, per_set) in enumerate(results.items()):
+    fig, ax = plt.subplots(figsize=(8.5, 4.5), constrained_layout=True)
+    key = []  # points carry numbers, the names are listed beside the axes: no labels overlap
+    for k, (name, per_set) in enumerate(results.items(), start=1):
         loss = float((plain - np.array(per_set["held-out"]["r2"])).max())
         miss = np.array([per_set[kind]["silent_miss"] for kind in SETS])
-        over = cells_over(per_set)
         ax.plot(loss, miss.mean(), "o", color="C0")
-        ax.annotate(f"{name} ({over} cells > 0.15)", (loss, miss.mean()), fontsize=8,
-                    xytext=(4, 4 if k % 2 else -11), textcoords="offset points")
+        ax.annotate(str(k), (loss, miss.mean()), fontsize=8, xytext=(4, 3),
+                    textcoords="offset points")
+        key.append(f"{k}  {name} ({cells_over(per_set)} cells > 0.15)")
+    ax.text(1.03, 1.0, "\n".join(key), transform=ax.transAxes, fontsize=8, va="top")
     ax.axvline(0.03, color="C3", ls="--", lw=1, label="rule: R^2 loss <= 0.03")
     ax.axhline(0.095, color="0.5", ls=":", lw=1, label="calibrated, unflagged (0.095)")
     ax.set_xlabel("largest loss of held-out R^2 against plain NPE (D, log10 sigma, c)")
