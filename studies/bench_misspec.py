@@ -4,8 +4,9 @@ On the scans of a maps file, in one run: the posterior draws of `gbsbi infer` (d
 per scan, :func:`gbsbi.inference.infer.draw_posteriors`, with its look at each scan's mass
 inside the prior) and then the tests (:func:`gbsbi.inference.infer.with_misspecification`:
 the embedding's density, the principal subspace residual and the predictive discrepancies of
-the map, of Phi and of the trend along the window at 40 posterior draws). Prints seconds per scan of each and the line ``tests/draws time: R``. The target of
-issue 14: at most 1 s per scan on top of `gbsbi infer`.
+the map, of Phi and of the trend along the window at 40 posterior draws). Prints seconds per
+scan of each and the line ``tests/draws time: R``. The target of issue 14: at most 1 s per
+scan on top of `gbsbi infer`.
 
 Usage: python studies/bench_misspec.py --model MODEL_DIR --maps MAPS.h5 [--draws 4000]
 """

@@ -263,15 +263,21 @@ def score_sets(model, sets_: dict, draws: int, seed: int) -> dict:  # noqa: ANN0
     return out
 
 
+def _weighted(a: dict, b: dict, key: str, power: int = 1) -> np.ndarray:
+    """The maps-weighted mean of ``key`` ** power over two draws' scores of one set."""
+    return ((a["n"] * np.asarray(a[key]) ** power + b["n"] * np.asarray(b[key]) ** power)
+            / (a["n"] + b["n"]))
+
+
 def pool(first: dict, second: dict) -> dict:
-    """Coverage, flag and silent-miss rates of two draws of the sets, weighted by maps."""
+    """Coverage, flag and silent-miss rates of two draws of the sets, weighted by maps, and
+    the RMSE as the root of the maps-weighted mean square."""
     out = {}
     for kind in SETS:
         a, b = first[kind], second[kind]
-        out[kind] = {"n": a["n"] + b["n"], **{
-            key: ((a["n"] * np.asarray(a[key]) + b["n"] * np.asarray(b[key]))
-                  / (a["n"] + b["n"])).round(4).tolist()
-            for key in ("coverage_90", "silent_miss", "flag_rate")}}
+        out[kind] = {"n": a["n"] + b["n"], "rmse": np.sqrt(_weighted(a, b, "rmse", 2)).tolist(),
+                     **{key: _weighted(a, b, key).round(4).tolist()
+                        for key in ("coverage_90", "silent_miss", "flag_rate")}}
     return out
 
 

@@ -160,9 +160,9 @@ def group_to_files(
     from gbsbi.inference.data import scan_inputs
     from gbsbi.inference.model import load_model
     from gbsbi.inference.npe.likelihood import scan_log_likelihood
-    from gbsbi.inference.npe.predict import posterior_draws, scans_outside_prior
+    from gbsbi.inference.npe.predict import posterior_draws
     from gbsbi.io.atomic import atomic_path, check_new
-    from gbsbi.io.posteriors import unique_names, write_csv
+    from gbsbi.io.posteriors import unique_names, without_draws, write_csv
     from gbsbi.validation.misspecification import scan_tests
     from gbsbi.validation.statistics import PPC_DRAWS
 
@@ -178,14 +178,15 @@ def group_to_files(
     names = unique_names(scans.maps.names())
     groups = scans.maps.group if scans.maps.group is not None else \
         np.full(len(names), "all", dtype=object)
-    # a scan whose posterior lies outside the prior has no likelihood to join, flagged or not
-    keep = ~scans_outside_prior(model, scans.x)
+    # a scan whose posterior lies outside the prior has no draws and no likelihood to join,
+    # flagged or not
+    drawn = posterior_draws(model, scans.x, PPC_DRAWS, settings.seed)
+    keep = ~without_draws(drawn)
     if not keep.all():
         warn(f"left out {int((~keep).sum())} scan(s) whose posterior lies outside the prior "
              f"(far outside the model, no draws): {', '.join(names[~keep])}")
     if not include_flagged:
-        tested = scan_tests(model, scans.x, scans.maps.C, scans.maps.temperature,
-                            posterior_draws(model, scans.x, PPC_DRAWS, settings.seed),
+        tested = scan_tests(model, scans.x, scans.maps.C, scans.maps.temperature, drawn,
                             settings.seed, scans.maps.ages)
         flagged = keep & (tested.flagged if tested is not None else False)
         if flagged.any():

@@ -102,7 +102,7 @@ def misspecification_warnings(model: TrainedModel, draws: PosteriorDraws) -> lis
     from gbsbi.inference.npe.predict import MIN_MASS
 
     names = unique_names(draws.scan)
-    no_draws = np.isnan(draws.theta).all(axis=(0, 1, 3))
+    no_draws = draws.without_draws
 
     def outside(k: int) -> str:
         return (f"scan {names[k]!r} is far outside the model: its posterior has less than "
@@ -204,7 +204,7 @@ def residual_plots(model: TrainedModel, scans: ScanInputs, result: PosteriorDraw
     flat = result.theta.reshape(-1, *result.theta.shape[2:])
     rng = np.random.default_rng(seed)
     names = unique_names(result.scan)
-    flagged = np.flatnonzero(result.flagged & ~np.isnan(flat).all(axis=(0, 2)))
+    flagged = np.flatnonzero(result.flagged & ~result.without_draws)
     for k in flagged:
         check = check_scan(flat[:PPC_DRAWS, k], float(scans.maps.temperature[k]),
                            scans.maps.C[k], spec.experiment, spec.nuisance, rng,

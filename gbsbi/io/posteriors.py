@@ -96,11 +96,23 @@ class PosteriorDraws:
         return np.nan_to_num(np.asarray(self.misspecification, dtype=float), nan=1.0) < \
             self.alpha
 
+    @property
+    def without_draws(self) -> np.ndarray:
+        """Whether each scan has no draws (its posterior outside the prior), shape (scans,)."""
+        return without_draws(self.theta)
+
     def reasons(self, k: int) -> list[str]:
         """The statistics whose own p-value flags scan k (may be empty: their combination
         can flag a scan none flags alone)."""
         return [name for name, p in (self.tests or {}).items()
                 if np.isfinite(p[k]) and p[k] < self.alpha]
+
+
+def without_draws(theta: np.ndarray) -> np.ndarray:
+    """Whether each scan of posterior draws theta, shape (..., scans, 3), has none (all NaN:
+    its posterior outside the prior, docs/inference.md#outside-the-prior), shape (scans,)."""
+    theta = np.asarray(theta)
+    return np.isnan(theta).all(axis=(*range(theta.ndim - 2), theta.ndim - 1))
 
 
 def unique_names(names: np.ndarray) -> np.ndarray:

@@ -104,9 +104,9 @@ def corner_plots(draws: PosteriorDraws, prior: Prior, folder: Path) -> list[Path
     """One corner plot per scan into ``folder``, named ``corner_<scan>.png``; none for a scan
     without draws (its posterior outside the prior, docs/inference.md#outside-the-prior)."""
     flat = draws.theta.reshape(-1, *draws.theta.shape[2:])
-    paths = []
+    paths, empty = [], draws.without_draws
     for k, scan in enumerate(unique_names(draws.scan)):
-        if np.isnan(flat[:, k]).all():
+        if empty[k]:
             continue
         title = f"{scan}: T = {draws.temperature[k]:.0f} K, Phi_corr = {draws.phi_corrected[k]:.2f}"
         truth = None if draws.truth is None else draws.truth[k]

@@ -126,6 +126,7 @@ def scan_tests(model, x: np.ndarray, maps: np.ndarray | None = None,  # noqa: AN
         log_density,
         standardised,
     )
+    from gbsbi.io.posteriors import without_draws
     from gbsbi.validation.ppc import predictive_statistics
 
     reference = load_reference(model)
@@ -140,8 +141,7 @@ def scan_tests(model, x: np.ndarray, maps: np.ndarray | None = None,  # noqa: AN
         tests["subspace"] = conformal_pvalues(reference.nulls["subspace"], residual, True)
         nulls["subspace"] = loo_pvalues(reference.nulls["subspace"], True)
     # a scan whose posterior lies outside the prior has no draws (NaN): flagged by that alone
-    outside = (np.zeros(len(x), dtype=bool) if theta is None
-               else np.isnan(np.asarray(theta)).all(axis=(0, 2)))
+    outside = np.zeros(len(x), dtype=bool) if theta is None else without_draws(theta)
     if maps is not None and theta is not None and "ppc_map" in reference.nulls:
         spec, rng = model.spec, np.random.default_rng(seed)
         sample = None if spec.sample.single else spec.sample

@@ -265,9 +265,9 @@ def ppc_to_files(
     flat = drawn.theta.reshape(-1, *drawn.theta.shape[2:])
     count = len(names) if scans is None else min(scans, len(names))
     rng = np.random.default_rng(seed)
-    checks, skipped = {}, []
+    checks, skipped, empty = {}, [], drawn.without_draws
     for k in range(count):
-        if np.isnan(flat[:, k]).all():  # its posterior outside the prior: nothing to replicate
+        if empty[k]:  # its posterior outside the prior: nothing to replicate
             skipped.append(str(names[k]))
             log(f"{names[k]}: no draws (its posterior lies outside the prior), no check")
             continue

@@ -102,12 +102,6 @@ def scans_outside_prior(model: TrainedModel, x: np.ndarray) -> np.ndarray:
     return outside_prior(model.network.eval(), torch.as_tensor(x)).numpy()
 
 
-def _outside_error() -> GbsbiError:
-    return GbsbiError(f"the posterior of this input has less than {MIN_MASS:.1%} of its mass "
-                      "inside the prior: the map is far outside the model, so it has no "
-                      "posterior draws (docs/inference.md#outside-the-prior)")
-
-
 class GbPosterior:
     """p(D, sigma, c | map, T) of a trained model.
 
@@ -160,6 +154,14 @@ class GbPosterior:
         return torch.as_tensor(network_inputs(maps.C, maps.temperature, self.model.spec.inputs,
                                               maps.ages))
 
+    def _refuse_outside(self, x: Tensor | np.ndarray) -> None:
+        """Raise where one input x, shape (D,) or (1, D), has its posterior outside the prior
+        (module docstring)."""
+        if outside_prior(self.unit.posterior_estimator, torch.as_tensor(x).reshape(1, -1))[0]:
+            raise GbsbiError(f"the posterior of this input has less than {MIN_MASS:.1%} of its "
+                             "mass inside the prior: the map is far outside the model, so it "
+                             "has no posterior draws (docs/inference.md#outside-the-prior)")
+
     def sample(self, sample_shape: tuple[int, ...], x: Tensor,
                show_progress_bars: bool = False) -> Tensor:
         """Draws theta = (D [nm^2/s], sigma [J/m^2], c), shape (*sample_shape, 3), float64,
@@ -168,8 +170,7 @@ class GbPosterior:
         Raises:
             GbsbiError: the input's posterior lies outside the prior (module docstring).
         """
-        if outside_prior(self.unit.posterior_estimator, torch.as_tensor(x).reshape(1, -1))[0]:
-            raise _outside_error()
+        self._refuse_outside(x)
         u = self.unit.sample(sample_shape, x=x, show_progress_bars=show_progress_bars)
         return torch.as_tensor(self.prior.from_unit(u.numpy()))
 
@@ -192,8 +193,7 @@ class GbPosterior:
         Raises:
             GbsbiError: the input's posterior lies outside the prior (module docstring).
         """
-        if outside_prior(self.unit.posterior_estimator, torch.as_tensor(x).reshape(1, -1))[0]:
-            raise _outside_error()
+        self._refuse_outside(x)
         torch.manual_seed(seed)
         return self.unit.sample((draws,), x=torch.as_tensor(x),
                                 show_progress_bars=False).numpy()
@@ -245,16 +245,16 @@ def draw_in_cube(
     us, logs = [], []
     for start in range(0, len(x), batch):
         xb = x[start:start + batch]
-        kept_u = torch.empty(draws, len(xb), 3)
-        kept_lp = torch.empty(draws, len(xb))
-        kept_u[:] = torch.nan
-        kept_lp[:] = torch.nan
+        kept_u = torch.full((draws, len(xb), 3), torch.nan)
+        kept_lp = torch.full((draws, len(xb)), torch.nan)
         count = torch.zeros(len(xb), dtype=torch.long)
         proposed = torch.zeros(len(xb), dtype=torch.long)
         ask = draws
-        # an input that keeps fewer than MIN_MASS of its proposals is given up: NaN draws
-        while ((count < draws) & (proposed < draws / MIN_MASS)).any():
+        while True:
+            # an input that keeps fewer than MIN_MASS of its proposals is given up: NaN draws
             pending = torch.nonzero((count < draws) & (proposed < draws / MIN_MASS)).flatten()
+            if not len(pending):
+                break
             proposed[pending] += ask
             # nflows' order is (inputs, draws); sbi 0.27's sample_and_log_prob reshapes it
             # without the transpose its sample() has, which pairs draws with the wrong x
