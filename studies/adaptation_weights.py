@@ -83,7 +83,8 @@ def main() -> None:
     for coral, phi in parse_grid(args.grid):
         out = args.work / f"weights-c{coral:g}-p{phi:g}"
         if not (out / "model.json").exists():
-            training, estimator = settings(TrainConfig(epochs=args.epochs), True, coral, phi)
+            training, estimator = settings(TrainConfig(epochs=args.epochs), True, coral, phi,
+                                           members=1)
             train_model(bank, out, training, estimator, experimental=pseudo, cache=cache,
                         overwrite=True)
         model = load_model(out)

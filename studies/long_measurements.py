@@ -77,7 +77,7 @@ def train(work: Path, name: str, prior: Prior, n: int, epochs: int, seed: int,
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     sample, nuisance = POLYCRYSTAL, MeasurementPrior()
-    training, estimator = settings(TrainConfig(epochs=epochs), False)
+    training, estimator = settings(TrainConfig(epochs=epochs), False, members=1)
     if like is not None:
         spec = load_model(like).spec
         sample, nuisance, training, estimator = (spec.sample, spec.nuisance, spec.training,

@@ -65,7 +65,8 @@ def ensure_pseudo(path: Path, seed: int) -> Path:
 def ensure_model(out: Path, bank: Path, pseudo: Path | None, epochs: int, cache: Path):
     if not (out / "model.json").exists():
         # `gbsbi train` with --experimental: the default adaptation weights, else plain NPE
-        training, estimator = settings(TrainConfig(epochs=epochs), adapted=pseudo is not None)
+        training, estimator = settings(TrainConfig(epochs=epochs), adapted=pseudo is not None,
+                                       members=1)
         train_model(bank, out, training, estimator, experimental=pseudo, cache=cache,
                     overwrite=True, resume=False)
     return load_model(out)

@@ -59,10 +59,13 @@ COUNTS, N_PIX, BETA = 0.05, 20_000, 0.2
 def train(bank: Path, out: Path, epochs: int, cache: Path, point: bool,
           experimental: Path | None) -> None:
     """`gbsbi train BANK --out OUT --epochs E --cache DIR --overwrite [--estimator point]
-    [--experimental MAPS]`: the default settings, adapted with the default weights where
-    experimental maps are given."""
-    make = point_settings if point else npe_settings
-    training, estimator = make(TrainConfig(epochs=epochs), experimental is not None)
+    [--experimental MAPS] [--members 1]`: the default settings (one member), adapted with the
+    default weights where experimental maps are given."""
+    if point:
+        training, estimator = point_settings(TrainConfig(epochs=epochs), experimental is not None)
+    else:  # one member: the study's results predate ensembles (docs/inference.md#ensemble)
+        training, estimator = npe_settings(TrainConfig(epochs=epochs), experimental is not None,
+                                           members=1)
     train_model(bank, out, training, estimator, experimental=experimental, cache=cache,
                 overwrite=True)
 

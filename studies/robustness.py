@@ -24,7 +24,11 @@ exact photon counting):
 - ``aged+nnpe``: nnpe on a bank whose windows have ages (AGED, the default prior since issue
   16), scored on the same maps, all at age 0;
 - ``aged-wander+nnpe``, ``aged-stretch+nnpe``: aged+nnpe with one of broad's departures
-  carried, at broad's range (ONE_DEPARTURE).
+  carried, at broad's range (ONE_DEPARTURE);
+- ``aged+nnpe-x3``: aged+nnpe as an ensemble of three members (`gbsbi train --members 3`,
+  docs/inference.md#ensemble; Hermans et al. 2022, sbi's ``EnsemblePosterior``): does mixing
+  trainings widen the intervals where they miss, or is a miss a bias every training shares?
+  Every other estimator is one training (``--members 1``).
 
 For each estimator and set: RMSE and R^2 of the posterior mean, 90 % coverage, the flag rate
 (misspecification p < 0.05, docs/validation.md) and the silent-miss rate per parameter (the 90 %
@@ -48,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from dataclasses import replace
@@ -161,6 +166,12 @@ def sets(work: Path, n: int, seed: int, folder: str = "sets",
     return paths
 
 
+def members(name: str) -> int:
+    """The members of estimator ``name``: K for ``NAME-xK``, else 1."""
+    base, _, k = name.rpartition("-x")
+    return int(k) if base and k.isdigit() else 1
+
+
 def train(name: str, work: Path, paths: dict, sets_: dict, epochs: int, mmd: float,
           noise: float) -> Path:
     """The estimator ``name``'s model directory, trained if it is not there."""
@@ -171,12 +182,13 @@ def train(name: str, work: Path, paths: dict, sets_: dict, epochs: int, mmd: flo
     adapted = name in ("coral-phi", "npe-rs")
     base = TrainConfig(epochs=epochs)
     if name == "npe-rs":
-        training, estimator = settings(base, True, 0.0, 0.0, mmd, 0.0)
+        training, estimator = settings(base, True, 0.0, 0.0, mmd, 0.0, members=1)
     else:
-        if "nnpe-" in name:  # nnpe-0.6: noise augmentation of that sd
-            noise = float(name.rsplit("nnpe-", 1)[1])
+        sd = re.search(r"nnpe-([0-9.]+)$", name)
+        if sd:  # nnpe-0.6: noise augmentation of that sd
+            noise = float(sd.group(1))
         training, estimator = settings(base, adapted, augment_noise=noise if "nnpe" in name
-                                       else 0.0)
+                                       else 0.0, members=members(name))
     bank = paths[bank_of(name)]
     start = time.perf_counter()
     train_model(bank, out, training, estimator,

@@ -96,7 +96,8 @@ def train(work: Path, name: str, point: dict, epochs: int) -> tuple[Path, dict]:
     embedding, flow = NETWORKS[point["network"]]
     if not (out / "model.json").exists():
         out.parent.mkdir(parents=True, exist_ok=True)
-        training, estimator = settings(TrainConfig(epochs=epochs, seed=point["seed"]), False)
+        training, estimator = settings(TrainConfig(epochs=epochs, seed=point["seed"]), False,
+                                       members=1)
         start = time.perf_counter()
         train_model(bank(work, point["n"], 0), out, training, replace(estimator, flow=flow),
                     architecture=Architecture(embedding=embedding), cache=work / "cache",

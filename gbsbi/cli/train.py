@@ -7,7 +7,7 @@ import argparse
 
 from gbsbi.cli.args import nonnegative_float, nonnegative_int, positive_float, positive_int
 from gbsbi.inference.config import TrainConfig
-from gbsbi.inference.npe.config import Adaptation, Robustness
+from gbsbi.inference.npe.config import MAX_MEMBERS, Adaptation, Robustness
 from gbsbi.inference.point.config import Adaptation as PointAdaptation
 from gbsbi.inference.point.config import FineTuneConfig
 
@@ -15,7 +15,7 @@ from gbsbi.inference.point.config import FineTuneConfig
 POINT_ONLY = ("adapt_learning_rate", "adapt_epochs", "fine_tune_steps", "fine_tune_layers",
               "fine_tune_groups")
 #: Flags of the posterior estimator only.
-NPE_ONLY = ("mmd_weight", "augment_noise")
+NPE_ONLY = ("mmd_weight", "augment_noise", "members")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--augment-noise", type=nonnegative_float, metavar="S",
                    help="sd of Gaussian noise added to the standardised maps in training "
                    f"(noise augmentation; default {Robustness().augment_noise})")
+    p.add_argument("--members", type=positive_int, metavar="K",
+                   help="trainings from K initialisations mixed into one posterior (an "
+                   f"ensemble; default {Robustness().members}, at most {MAX_MEMBERS}); each "
+                   "costs one training")
     group = p.add_argument_group("point estimator (--estimator point)")
     group.add_argument("--adapt-learning-rate", type=positive_float, metavar="LR",
                        help="Adam's step size in the adaptation stage "
@@ -110,8 +114,10 @@ def settings(args: argparse.Namespace):  # noqa: ANN201 - (TrainConfig, estimato
     given = [name for name in POINT_ONLY if getattr(args, name) not in (None, False)]
     if given:
         raise GbsbiError(f"--{given[0].replace('_', '-')} applies to --estimator point only")
+    if args.members is not None and args.members > MAX_MEMBERS:
+        raise GbsbiError(f"--members: at most {MAX_MEMBERS}, got {args.members}")
     return npe_settings(training, adapted, args.coral, args.phi_weight, args.mmd_weight,
-                        args.augment_noise)
+                        args.augment_noise, args.members)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ file              content
 ``heads/*.pt``    point estimator with per-group fine-tuning: the state_dict of
                   each group's head (``group_heads`` in ``model.json`` maps each
                   group to its file)
+``members/*.pt``  posterior estimator with an ensemble: the state_dict of each
+                  member's flow but the first (``weights.pt``)
 ``history.json``  one record per epoch (losses, validation figures, maps/s)
 ================  ==============================================================
 
@@ -197,7 +199,15 @@ def load_model(directory: str | os.PathLike) -> TrainedModel:
         if not PART.fullmatch(str(name)):
             raise GbsbiError(f"{directory / META}: names the weights file {name!r}, expected "
                              "FOLDER/NAME.pt")
-    parts = {name: NETWORKS[spec.kind].build_part(spec, name) for name in names}
+    missing = [name for name in getattr(NETWORKS[spec.kind], "required_parts",
+                                        lambda spec: [])(spec) if name not in names]
+    if missing:
+        raise GbsbiError(f"{directory / META}: records no weights file {missing[0]} (its "
+                         f"configuration asks for it)")
+    try:
+        parts = {name: NETWORKS[spec.kind].build_part(spec, name) for name in names}
+    except ValueError as err:
+        raise GbsbiError(f"{directory / META}: {err}") from None
     for module, name in [(network, WEIGHTS), (surrogate, SURROGATE),
                          *((module, name) for name, module in parts.items())]:
         state = _load_weights(directory, name, meta)

@@ -8,8 +8,10 @@ q(u | x_i) is, up to a constant, the likelihood of scan i as a function of u; fo
 
     p(\phi \mid x_1 .. x_n) \propto p(\phi) \prod_i q(u_i(\phi) \mid x_i) / p(u_i(\phi))
 
-(the potential sbi uses for independent observations). The embedding f(x_i) is computed
-once; each call evaluates the flow's transform for every parameter vector and scan at once.
+(the potential sbi uses for independent observations); an ensemble's q is the mean of its
+members', each renormalised to the cube (docs/inference.md#ensemble). The embedding f(x_i)
+is computed once; each call evaluates the flow's transform for every parameter vector and
+scan at once.
 """
 
 from __future__ import annotations
@@ -21,15 +23,21 @@ import torch
 
 from gbsbi.inference.flow import log_prob_given, parts
 from gbsbi.inference.model import TrainedModel
+from gbsbi.inference.npe.network import members
+from gbsbi.inference.npe.predict import member_log_mass
 
 
 def scan_log_likelihood(model: TrainedModel,
                         x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """log q(u_i | x_i) of the n scans with inputs x, shape (n, D), as a NumPy function of
     u, shape (m, n, 3) -> (m, n); -inf outside the cube."""
-    flow = model.network.eval()
+    flows = [flow.eval() for flow in members(model)]
     with torch.no_grad():
-        features = parts(flow).embedding(torch.as_tensor(x, dtype=torch.float32))
+        features = [parts(flow).embedding(torch.as_tensor(x, dtype=torch.float32))
+                    for flow in flows]
+        # an ensemble's members each renormalised to the cube, as its draws are
+        log_mass = (member_log_mass(flows, x)[:, None, :] if len(flows) > 1
+                    else torch.zeros(1, 1, len(x)))
 
     @torch.inference_mode()
     def log_likelihood(u: np.ndarray) -> np.ndarray:
@@ -40,10 +48,13 @@ def scan_log_likelihood(model: TrainedModel,
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # a few hundred points: more threads only add their overhead
         try:
-            out = log_prob_given(flow, flat, features.repeat(m, 1))
+            out = torch.stack([log_prob_given(flow, flat, f.repeat(m, 1))
+                               for flow, f in zip(flows, features, strict=True)])
         finally:
             torch.set_num_threads(threads)
-        out = out.double().numpy().reshape(m, n)
+        out = out.reshape(len(flows), m, n)
+        out = torch.logsumexp(out - log_mass, dim=0) - np.log(len(flows))  # one: log q
+        out = out.double().numpy()
         return np.where(inside, np.nan_to_num(out, nan=-np.inf), -np.inf)
 
     return log_likelihood

@@ -32,6 +32,26 @@ def embedding(network: NFlowsFlow) -> MapEmbedding:
     return parts(network).embedding
 
 
+def member_file(k: int) -> str:
+    """The weights file of member k >= 1 of an ensemble (member 0 is ``weights.pt``)."""
+    return f"members/{k}.pt"
+
+
 def build_part(spec: ModelSpec, name: str) -> torch.nn.Module:
-    """The posterior estimator has no weights files beyond ``weights.pt``."""
-    raise ValueError(f"a posterior estimator has no part {name!r}")
+    """A fresh flow for a member's weights file (``members/K.pt``, 1 <= K < members)."""
+    if name not in {member_file(k) for k in range(1, spec.estimator.members)}:
+        raise ValueError(f"a posterior estimator of {spec.estimator.members} member(s) has no "
+                         f"part {name!r}")
+    return build(spec)
+
+
+def required_parts(spec: ModelSpec) -> list[str]:
+    """The weights files a model of ``spec`` must have beyond ``weights.pt``: its members'."""
+    return [member_file(k) for k in range(1, spec.estimator.members)]
+
+
+def members(model) -> list[NFlowsFlow]:  # noqa: ANN001 - a TrainedModel (import cycle)
+    """The flows of a posterior estimator, member 0 (``model.network``, whose embedding the
+    misspecification reference reads) first; one for a model without an ensemble."""
+    return [model.network, *(model.parts[member_file(k)]
+                             for k in range(1, model.spec.estimator.members))]

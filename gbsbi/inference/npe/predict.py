@@ -13,6 +13,12 @@ diagnostics) and rejects the flow's samples outside the cube. In physical units,
 
 (:meth:`simulators.config.Prior.log_jacobian`).
 
+An ensemble (docs/inference.md#ensemble) mixes its K members' posteriors with equal weights,
+each renormalised to the cube: p(u | x) = (1/K) sum_k q_k(u | x) / Z_k(x), Z_k the mass of
+q_k inside. Draws are sbi's :class:`~sbi.inference.EnsemblePosterior` of the members'
+``DirectPosterior``s, shuffled so that any first few come from every member; densities use
+Z_k from :func:`mass_inside` with ``NORM_DRAWS`` fixed draws (:func:`member_log_mass`).
+
 A map far outside the model can leave the flow with almost none of its mass inside the cube;
 rejection would then never finish (the maps of a real speckle stack of another material did:
 0 of 20,000 draws inside). Before rejecting, each input's mass inside is estimated
@@ -38,7 +44,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from sbi.inference import DirectPosterior
+from sbi.inference import DirectPosterior, EnsemblePosterior
 from torch import Tensor
 
 from gbsbi.errors import GbsbiError
@@ -46,6 +52,7 @@ from gbsbi.inference.data import conform, temperature_warnings
 from gbsbi.inference.flow import log_prob_given, parts, unit_box
 from gbsbi.inference.inputs import network_inputs
 from gbsbi.inference.model import TrainedModel, load_model
+from gbsbi.inference.npe.network import members
 from gbsbi.io.mapsfile import Maps
 
 #: Least share of an input's posterior mass inside the prior's cube for it to get draws.
@@ -57,6 +64,11 @@ PILOT, CONFIRM = 256, 20_000
 
 #: Most flow evaluations (draws x inputs) in one call of :func:`mass_inside`.
 LOOK_ROWS = 100_000
+#: Fixed draws that estimate each ensemble member's mass inside the cube, Z_k (relative
+#: error about sqrt((1 - Z) / (Z NORM_DRAWS)): 1 % at Z = 0.9).
+NORM_DRAWS = 1024
+#: Most inputs whose embedding is computed at once in :func:`mixture_log_q`.
+EMBED_BATCH = 1000
 
 
 @torch.no_grad()
@@ -97,9 +109,33 @@ def outside_prior(flow: torch.nn.Module, x: Tensor) -> Tensor:
     return out
 
 
+def outside_any(flows: list[torch.nn.Module], x: Tensor) -> Tensor:
+    """:func:`outside_prior` of an ensemble, shape (n,): an input is outside where any member
+    puts it outside (that member's rejection would not end)."""
+    out = torch.zeros(len(x), dtype=torch.bool)
+    for flow in flows:
+        out |= outside_prior(flow.eval(), x)
+    return out
+
+
 def scans_outside_prior(model: TrainedModel, x: np.ndarray) -> np.ndarray:
-    """:func:`outside_prior` of a model's network for inputs x, shape (n, D), as NumPy (n,)."""
-    return outside_prior(model.network.eval(), torch.as_tensor(x)).numpy()
+    """:func:`outside_any` of a model's flows for inputs x, shape (n, D), as NumPy (n,)."""
+    return outside_any(members(model), torch.as_tensor(x)).numpy()
+
+
+def member_log_mass(flows: list[torch.nn.Module], x: Tensor) -> Tensor:
+    """log Z_k(x), each member's mass inside the cube, shape (K, n), from ``NORM_DRAWS`` fixed
+    draws (:func:`mass_inside`, seed 0: one input gets one answer wherever it is asked); at
+    least one draw's worth, so that an input outside the prior (no draws) stays finite."""
+    x = torch.as_tensor(x, dtype=torch.float32)
+    return torch.stack([mass_inside(flow.eval(), x, NORM_DRAWS).clamp_min(1 / NORM_DRAWS).log()
+                        for flow in flows]).float()
+
+
+def shuffled(draws: Tensor) -> Tensor:
+    """Draws of shape (m, ...) in a random order along the first axis (torch's generator): an
+    ensemble's draws come member by member."""
+    return draws[torch.randperm(len(draws))]
 
 
 class GbPosterior:
@@ -117,7 +153,9 @@ class GbPosterior:
                              "gbsbi.inference.point.predict.point_estimates or `gbsbi infer`")
         self.model = model
         self.prior = model.spec.prior
-        self.unit = DirectPosterior(model.network, unit_box(device), device=device)
+        self.flows = members(model)
+        direct = [DirectPosterior(flow, unit_box(device), device=device) for flow in self.flows]
+        self.unit = direct[0] if len(direct) == 1 else EnsemblePosterior(direct, device=device)
         self.names = self.prior.names
 
     def observe(self, C: np.ndarray, temperature: float | np.ndarray, q: float | None = None,
@@ -157,7 +195,7 @@ class GbPosterior:
     def _refuse_outside(self, x: Tensor | np.ndarray) -> None:
         """Raise where one input x, shape (D,) or (1, D), has its posterior outside the prior
         (module docstring)."""
-        if outside_prior(self.unit.posterior_estimator, torch.as_tensor(x).reshape(1, -1))[0]:
+        if outside_any(self.flows, torch.as_tensor(x).reshape(1, -1))[0]:
             raise GbsbiError(f"the posterior of this input has less than {MIN_MASS:.1%} of its "
                              "mass inside the prior: the map is far outside the model, so it "
                              "has no posterior draws (docs/inference.md#outside-the-prior)")
@@ -172,18 +210,22 @@ class GbPosterior:
         """
         self._refuse_outside(x)
         u = self.unit.sample(sample_shape, x=x, show_progress_bars=show_progress_bars)
+        if len(self.flows) > 1:
+            u = shuffled(u.reshape(-1, 3)).reshape(u.shape)
         return torch.as_tensor(self.prior.from_unit(u.numpy()))
 
     def sample_batched(self, sample_shape: tuple[int, ...], x: Tensor) -> Tensor:
         """Draws for each of m inputs x, shape (m, D): theta of shape (*sample_shape, m, 3);
         NaN for an input whose posterior lies outside the prior (module docstring)."""
         x = torch.as_tensor(x)
-        inside = ~outside_prior(self.unit.posterior_estimator, x)
+        inside = ~outside_any(self.flows, x)
         theta = torch.full((*sample_shape, len(x), 3), torch.nan, dtype=torch.float64)
         if inside.any():
             batch = max(1, 100_000 // int(inside.sum()))  # sbi's cap on draws x inputs at once
             u = self.unit.sample_batched(sample_shape, x=x[inside], show_progress_bars=False,
                                          max_sampling_batch_size=batch)
+            if len(self.flows) > 1:
+                u = shuffled(u.reshape(-1, *u.shape[-2:])).reshape(u.shape)
             theta[..., inside, :] = torch.as_tensor(self.prior.from_unit(u.numpy()))
         return theta
 
@@ -195,8 +237,8 @@ class GbPosterior:
         """
         self._refuse_outside(x)
         torch.manual_seed(seed)
-        return self.unit.sample((draws,), x=torch.as_tensor(x),
-                                show_progress_bars=False).numpy()
+        u = self.unit.sample((draws,), x=torch.as_tensor(x), show_progress_bars=False)
+        return (shuffled(u) if len(self.flows) > 1 else u).numpy()
 
     def log_prob(self, theta: Tensor, x: Tensor, norm_posterior: bool = True) -> Tensor:
         """log p(theta | x) in physical units (module docstring), shape (n,), for theta of
@@ -204,14 +246,21 @@ class GbPosterior:
 
         With ``norm_posterior`` (sbi's default) the flow's density is renormalised by its mass
         inside the prior, which sbi estimates by sampling: then it varies slightly from call
-        to call unless torch's generator is seeded."""
+        to call unless torch's generator is seeded. An ensemble's density is always that of
+        the draws, the mean of its members' renormalised densities (module docstring), with
+        masses from fixed draws; ``norm_posterior`` does not apply."""
         theta = np.asarray(theta, dtype=np.float64)
         inside = self.prior.contains(theta)
         with np.errstate(divide="ignore", invalid="ignore"):
             u = np.clip(np.nan_to_num(self.prior.to_unit(theta)), 0, 1)
             jacobian = np.where(inside, self.prior.log_jacobian(theta), 0.0)
-        log_q = self.unit.log_prob(torch.as_tensor(u, dtype=torch.float32), x=x,
-                                   norm_posterior=norm_posterior).double()
+        u = torch.as_tensor(u, dtype=torch.float32)
+        if len(self.flows) == 1:
+            log_q = self.unit.log_prob(u, x=x, norm_posterior=norm_posterior).double()
+        else:
+            x = torch.as_tensor(x, dtype=torch.float32).reshape(1, -1)
+            log_q = mixture_log_q(self.flows, u[:, None], x,
+                                  member_log_mass(self.flows, x))[:, 0].double()
         out = log_q + torch.as_tensor(jacobian)
         return torch.where(torch.as_tensor(inside), out, torch.full_like(out, -torch.inf))
 
@@ -289,16 +338,50 @@ def draws_with_density(model: TrainedModel, x: np.ndarray, u: np.ndarray | None,
                        progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """Posterior draws of many inputs with log q at each draw and (where ``u`` is given) at
     the truth, as NumPy arrays: ``u`` (draws, n, 3), ``log_q`` (draws, n) and ``log_q_truth``
-    (n,). Seeds torch's generator with ``seed``; ``progress`` as :func:`draw_in_cube`'s."""
+    (n,). Seeds torch's generator with ``seed``; ``progress`` as :func:`draw_in_cube`'s.
+
+    An ensemble's members give draws / K each (the first the remainder), shuffled; log q is
+    the density they are drawn from (module docstring) at every draw and at the truth."""
     torch.manual_seed(seed)
-    flow = model.network.eval()
+    flows = [flow.eval() for flow in members(model)]
     x_t = torch.as_tensor(x, dtype=torch.float32)
-    samples, log_q = draw_in_cube(flow, x_t, draws, batch, progress)
+    if len(flows) == 1:
+        samples, log_q = draw_in_cube(flows[0], x_t, draws, batch, progress)
+    else:
+        share = [draws // len(flows) + (k == 0) * (draws % len(flows))
+                 for k in range(len(flows))]
+        step = None if progress is None else (lambda done: progress(done / len(flows)))
+        samples = shuffled(torch.cat([draw_in_cube(flow, x_t, m, batch, step)[0]
+                                      for flow, m in zip(flows, share, strict=True)]))
+        log_mass = member_log_mass(flows, x_t)
+        log_q = mixture_log_q(flows, samples, x_t, log_mass)
     out = {"u": samples.double().numpy(), "log_q": log_q.double().numpy()}
     if u is not None:
-        out["log_q_truth"] = log_prob_truth(flow, torch.as_tensor(u, dtype=torch.float32),
-                                            x_t).double().numpy()
+        truth = torch.as_tensor(u, dtype=torch.float32)
+        out["log_q_truth"] = (log_prob_truth(flows[0], truth, x_t) if len(flows) == 1 else
+                              mixture_log_q(flows, truth[None], x_t, log_mass)[0]
+                              ).double().numpy()
     return out
+
+
+@torch.no_grad()
+def mixture_log_q(flows: list[torch.nn.Module], u: Tensor, x: Tensor, log_mass: Tensor,
+                  batch: int = 100_000) -> Tensor:
+    """log (1/K) sum_k q_k(u | x) / Z_k(x) of the K flows at draws u, shape (m, n, 3), for
+    inputs x, shape (n, D), with log Z_k given, shape (K, n) (:func:`member_log_mass`); shape
+    (m, n), NaN where u is. At most ``batch`` flow evaluations and ``EMBED_BATCH`` embeddings
+    at once."""
+    m, n = u.shape[:2]
+    step = max(1, min(EMBED_BATCH, batch // max(m, 1)))
+    out = torch.empty(len(flows), m, n)
+    for k, flow in enumerate(flows):
+        embedding = parts(flow).embedding
+        for start in range(0, n, step):
+            features = embedding(x[start:start + step])
+            chunk = u[:, start:start + step]
+            out[k, :, start:start + step] = log_prob_given(
+                flow, chunk.reshape(-1, 3), features.repeat(m, 1)).reshape(chunk.shape[:2])
+    return torch.logsumexp(out - log_mass[:, None, :], dim=0) - np.log(len(flows))
 
 
 def posterior_draws(model: TrainedModel, x: np.ndarray, draws: int, seed: int = 0) -> np.ndarray:
