@@ -362,6 +362,18 @@ def test_a_map_far_outside_the_model_gets_no_draws_and_is_flagged(work, capsys):
         posterior.sample((10,), x=x[1])
     u, log_q = draw_in_cube(posterior.model.network, x, 50)
     assert torch.isnan(u[:, 1]).all() and torch.isfinite(u[:, 0]).all()
+    # `gbsbi check` leaves such a simulation out of every figure and counts it (the default
+    # model is an ensemble: each member's draws are NaN for it)
+    from gbsbi.validation.check import run_check
+
+    truth = np.full((2, 3), 0.5)
+    checked = run_check(posterior.model, x.numpy(), truth, draws=40, diagnostics=False)
+    with np.errstate(divide="ignore"):  # R^2 of the one simulation kept has no spread
+        numbers = checked.to_dict()
+    assert numbers["n"] == 1 and numbers["left_out_outside_prior"] == 1
+    assert np.isfinite(checked.hpd).all() and np.isfinite(checked.median).all()
+    with pytest.raises(GbsbiError, match="nothing to check"):
+        run_check(posterior.model, x.numpy()[1:], truth[1:], draws=40, diagnostics=False)
     # one input, one answer: its share inside is the same alone as among others
     from gbsbi.inference.npe.predict import mass_inside
 

@@ -51,6 +51,8 @@ class CheckResult:
         tarp: ``ecp`` and ``alpha`` from ``run_tarp`` and ``atc``, ``ks_pvalue`` from
             ``check_tarp``.
         seconds: time of the draws, of the SBC and TARP and in all.
+        left_out: simulations left out of every figure because their posterior has less than
+            0.1 % of its mass inside the prior, so no draws (docs/inference.md#outside-the-prior).
     """
 
     truth: np.ndarray
@@ -64,6 +66,7 @@ class CheckResult:
     sbc: dict
     tarp: dict
     seconds: dict
+    left_out: int = 0
 
     @property
     def contains(self) -> np.ndarray:
@@ -86,6 +89,7 @@ class CheckResult:
             "hpd_coverage": hpd_coverage(self.hpd, LEVELS).tolist(),
             "binomial_band_95": binomial_band(LEVELS, n).tolist(),
             "sbc": self.sbc, "tarp": self.tarp, "seconds": self.seconds,
+            "left_out_outside_prior": self.left_out,
         }
         if self.rank is not None:
             out["central_coverage"] = central_coverage(self.rank / self.draws, LEVELS).T.tolist()
@@ -118,6 +122,16 @@ def run_check(
     start = time.perf_counter()
     with progress_bar(len(x), "check", "simulation", show_progress) as bar:
         drawn = draws_with_density(model, x, u, draws, seed, batch, bar.update)
+    # a simulation whose posterior has (almost) no mass inside the prior has NaN draws: it is
+    # left out of every figure and counted
+    kept = np.isfinite(drawn["u"]).all(axis=(0, 2))
+    if not kept.any():
+        raise GbsbiError(f"none of the {len(x)} simulations has posterior draws inside the "
+                         "prior (docs/inference.md#outside-the-prior): nothing to check")
+    if not kept.all():
+        x, u = x[kept], np.asarray(u)[kept]
+        drawn = {"u": drawn["u"][:, kept], "log_q": drawn["log_q"][:, kept],
+                 "log_q_truth": drawn["log_q_truth"][kept]}
     hpd = hpd_levels(drawn["log_q"], drawn["log_q_truth"])
     done = time.perf_counter()
     low_scale, high_scale = model.spec.prior.scale_bounds()
@@ -132,6 +146,7 @@ def run_check(
         truth=low_scale + np.asarray(u, dtype=np.float64) * width, mean=scaled.mean(0),
         median=median, low=low, high=high, rank=rank, hpd=hpd, draws=draws, sbc=sbc,
         tarp=tarp, seconds={"draws": done - start, "sbc_tarp": end - done, "total": end - start},
+        left_out=int((~kept).sum()),
     )
 
 
@@ -175,6 +190,10 @@ def check_to_files(
         predicted_plot(result.truth, result.median, result.low, result.high, numbers["r2"],
                        folder / "predicted.png")
     log(summary(numbers))
+    if result.left_out:
+        log(f"warning: {result.left_out} of {len(x)} simulations left out: their posteriors "
+            "have less than 0.1 % of their mass inside the prior, so no draws "
+            "(docs/inference.md#outside-the-prior)")
     log(f"wrote {out}")
     return numbers
 
