@@ -38,7 +38,8 @@ def trained(tmp_path_factory):
     bank = root / "bank.h5"
     simulate_bank(bank, BankSpec(ExperimentConfig(), Prior(), 1200, 3, measurement="fast"))
     quiet = {"show_progress": False, "cache": None, "log": lambda line: None}
-    single = train_model(bank, root / "single", TRAINING, NpeConfig(), **quiet)
+    # one thread, as each member of an ensemble trains (the pair: one worker per core)
+    single = train_model(bank, root / "single", TRAINING, NpeConfig(), threads=1, **quiet)
     pair = train_model(bank, root / "pair", TRAINING, NpeConfig(members=2), **quiet)
     return {"root": root, "bank": bank, "single": single, "pair": pair, "quiet": quiet}
 
@@ -56,7 +57,22 @@ def test_member_zero_is_the_single_model_bit_for_bit(trained):
     first, second = members(pair)
     assert same_weights(first, single.network)
     assert not same_weights(second, first)  # its own initialisation and batch order
-    assert sorted(p.name for p in (trained["root"] / "pair").glob("member-*")) == []
+    assert not [p.name for p in (trained["root"] / "pair").iterdir()
+                if p.name.startswith(("member-", "checkpoint"))]
+
+
+def test_members_trained_at_once_or_in_turn_are_the_same(trained):
+    """The pair trains in two worker processes on this machine's two cores; with --threads 1
+    it trains in this process, one member after the other: the same bytes."""
+    import os
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: the pair trained in turn as well")
+    in_turn = train_model(trained["bank"], trained["root"] / "in_turn", TRAINING,
+                          NpeConfig(members=2), threads=1, **trained["quiet"])
+    for a, b in zip(members(in_turn), members(load_model(trained["root"] / "pair")),
+                    strict=True):
+        assert same_weights(a, b)
 
 
 def test_the_posterior_is_the_equal_mixture_of_the_members(trained):
@@ -138,23 +154,29 @@ def test_an_interrupted_ensemble_resumes_bit_for_bit(trained, monkeypatch):
     def stop_in_member_two(*args, **kwargs):
         if kwargs.get("member") == 1:
             def progress(done, record):
-                if done > 4.5:  # second epoch of member 2: its first epoch is checkpointed
+                if done > 1.5:  # second epoch of member 2: its first epoch is checkpointed
                     raise Stop
             kwargs["progress"] = progress
         return real(*args, **kwargs)
 
     out = trained["root"] / "resumed"
     monkeypatch.setattr(npe_train, "train", stop_in_member_two)
-    with pytest.raises(Stop):
-        train_model(trained["bank"], out, TRAINING, NpeConfig(members=2), **trained["quiet"])
-    assert (out / "member-0.pt").exists() and (out / "checkpoint.pt").exists()
+    with pytest.raises(Stop):  # in turn, in this process (--threads 1), to be interrupted
+        train_model(trained["bank"], out, TRAINING, NpeConfig(members=2), threads=1,
+                    **trained["quiet"])
+    assert (out / "member-0.pt").exists() and (out / "checkpoint-1.pt").exists()
+    assert not (out / "member-1.pt").exists()
     monkeypatch.setattr(npe_train, "train", real)
+    # a run of other settings is refused, however far it got
+    with pytest.raises(GbsbiError, match="learning_rate"):
+        train_model(trained["bank"], out, TrainConfig(epochs=3, learning_rate=0.01),
+                    NpeConfig(members=2), resume=True, **trained["quiet"])
     resumed = train_model(trained["bank"], out, TRAINING, NpeConfig(members=2), resume=True,
                           **trained["quiet"])
     pair = load_model(trained["root"] / "pair")
     for a, b in zip(members(resumed), members(pair), strict=True):
         assert same_weights(a, b)
-    assert not list(out.glob("member-*")) and not (out / "checkpoint.pt").exists()
+    assert not list(out.glob("member-*")) and not list(out.glob("checkpoint*"))
 
 
 def test_a_missing_member_file_is_refused(trained, tmp_path):

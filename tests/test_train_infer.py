@@ -283,14 +283,14 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_checks_the_settings(work, capsys):
     argv = ["train", str(work["bank"]), "--out", str(out), "--epochs", "60", "--patience", "2"]
     process = subprocess.Popen([sys.executable, "-m", "gbsbi", *argv], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (out / "checkpoint.pt").exists() and time.time() < deadline:
+    deadline = time.time() + 120  # the default ensemble: a checkpoint per member
+    while not list(out.glob("checkpoint*.pt")) and time.time() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "--resume" in stdout + stderr
-    assert (out / "checkpoint.pt").exists() and not (out / "model.json").exists()
+    assert list(out.glob("checkpoint*.pt")) and not (out / "model.json").exists()
     err = run_error(capsys, [*argv, "--learning-rate", "0.01", "--resume"])
     assert "training.learning_rate = 0.001" in err
     err = run_error(capsys, argv)

@@ -108,7 +108,7 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
     if not out.parent.is_dir():
         raise GbsbiError(f"cannot write {out}: folder {out.parent} does not exist")
     has_model = (out / META).exists()
-    has_run = (out / CHECKPOINT).exists()
+    has_run = (out / CHECKPOINT).exists() or any(out.glob("checkpoint-*.pt"))  # an ensemble
     if resume and has_model and not has_run:
         raise GbsbiError(f"--resume: {out} holds a finished model and no interrupted run; "
                          "pass --overwrite to train it again")

@@ -20,9 +20,11 @@ held-out NLL (``val_nll``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -38,6 +40,8 @@ from gbsbi.inference.model import TrainedModel, build_networks, save_model, save
 from gbsbi.inference.npe.network import member_file
 from gbsbi.inference.run import Run, epoch_bar
 from gbsbi.inference.surrogate import PhiSurrogate
+from gbsbi.io.atomic import write_atomic
+from gbsbi.progress import progress_bar
 
 
 def npe_losses(flow: torch.nn.Module, config: TrainConfig,
@@ -144,49 +148,135 @@ def train(
 
 
 def _member_path(out: Path, k: int) -> Path:
-    """Where a finished member waits while later members train (removed at the end)."""
+    """Where a finished member of an ensemble waits for the others (removed at the end); its
+    history beside it (``.json``)."""
     return out / f"member-{k}.pt"
 
 
-def _finished(run: Run) -> int:
-    """How many members an interrupted run finished (0 without ``--resume``)."""
-    if not run.resume or not run.checkpoint.exists():
-        return 0
-    settings = dict(run.settings, training=resumable(run.spec.training))
-    return int(load_checkpoint(run.checkpoint, settings)["stage"])
+def _member_checkpoint(out: Path, k: int) -> Path:
+    """The checkpoint of an ensemble's member k while it trains."""
+    return out / f"checkpoint-{k}.pt"
+
+
+def _train_member(job: dict) -> list[dict]:
+    """Train member ``job["k"]`` of an ensemble from its own initialisation (torch seeded with
+    seed + k), write its weights and history to :func:`_member_path`; its history. A plain
+    function of picklable arguments: it runs in this process or in a worker of its own."""
+    spec, k = job["spec"], job["k"]
+    if job["threads"] is None:
+        torch.set_num_threads(1)
+    # arrays, not tensors, cross to a worker: torch would share tensors through file
+    # descriptors, whose server thread prints a traceback when Ctrl-C cuts it off
+    x, u = torch.as_tensor(job["x"]), torch.as_tensor(job["u"])
+    experimental = None if job["experimental"] is None else torch.as_tensor(job["experimental"])
+    surrogate = PhiSurrogate(spec.surrogate.hidden)
+    surrogate.load_state_dict({name: torch.as_tensor(v) for name, v in job["surrogate"].items()})
+    surrogate.eval().requires_grad_(False)
+    torch.manual_seed(spec.training.seed + k)
+    flow, _ = build_networks(spec, u[:4096], x[:2])
+    parts(flow).embedding.set_standardisation(x.mean(0), x.std(0))
+    history = train(flow, TrainingSet(x, u), spec.training, experimental=experimental,
+                    surrogate=surrogate, device=job["device"],
+                    checkpoint=_member_checkpoint(job["out"], k), settings=job["settings"],
+                    resume=job["resume"], progress=job.get("progress"), threads=job["threads"],
+                    member=k)
+    path = _member_path(job["out"], k)
+    write_atomic(path.with_suffix(".json"), json.dumps(history))
+    save_state(path, flow)  # last: its weights file marks a member finished
+    return history
+
+
+def _workers(run: Run, pending: int) -> int:
+    """Members trained at once: one per free core on the CPU (each on one thread), one at a
+    time on a GPU or with ``--threads``."""
+    if run.device.type != "cpu" or pending < 2 or run.threads is None \
+            or run.threads.fixed is not None:
+        return 1
+    return max(1, min(pending, run.threads.usable - int(round(run.threads.others()))))
+
+
+def _train_members(run: Run, show_progress: bool | None) -> list[dict]:
+    """Train every member of an ensemble not yet finished; the members' histories."""
+    spec, count = run.spec, run.spec.estimator.members
+    settings = dict(run.settings, training=resumable(spec.training))
+    for k in range(count):
+        files = (_member_path(run.out, k), _member_path(run.out, k).with_suffix(".json"),
+                 _member_checkpoint(run.out, k))
+        if not run.resume:  # what an earlier run left is not this run's
+            for path in files:
+                path.unlink(missing_ok=True)
+            continue
+        # every member's checkpoint is checked before any member trains: a refused resume
+        # leaves the interrupted run as it was
+        if files[0].exists() and not files[2].exists():
+            raise GbsbiError(f"--resume: {files[2]} is missing (member {k + 1} of {count} "
+                             "finished before the interruption); train again with --overwrite")
+        if files[2].exists():
+            load_checkpoint(files[2], settings)
+    pending = [k for k in range(count) if not _member_path(run.out, k).exists()]
+    fixed = None if run.threads is None else run.threads.fixed
+    job = {"spec": spec, "x": np.asarray(run.data.x), "u": np.asarray(run.data.u),
+           "experimental": None if run.scans is None else np.asarray(run.scans.x),
+           "surrogate": {name: v.detach().cpu().numpy()
+                         for name, v in run.surrogate.state_dict().items()},
+           "device": run.device,
+           "settings": run.settings, "resume": run.resume, "out": run.out,
+           "threads": None if fixed is None else ThreadPolicy(fixed)}
+    workers = _workers(run, len(pending))
+    if workers == 1:
+        threads = torch.get_num_threads()
+        with epoch_bar(spec.training.epochs * len(pending), show_progress, "val_nll") as bar:
+            done = 0.0
+            for k in pending:
+                history = _train_member(job | {"k": k, "progress": (
+                    lambda n, last, before=done: bar(before + n, last))})
+                done += len(history)
+        torch.set_num_threads(threads)
+    else:
+        context = torch.multiprocessing.get_context("spawn")
+        with progress_bar(len(pending), "train", "member", show_progress) as bar, \
+                context.Pool(workers) as pool:
+            results = [pool.apply_async(_train_member, (job | {"k": k},)) for k in pending]
+            try:
+                for result in results:
+                    while not result.ready():
+                        result.wait(0.5)
+                    result.get()
+                    bar.update(1)
+            except BaseException:
+                pool.terminate()  # Ctrl-C: each member keeps its last checkpoint
+                raise
+    return [json.loads(_member_path(run.out, k).with_suffix(".json").read_text())
+            for k in range(count)]
 
 
 def train_npe(run: Run, *, log: Callable[[str], None] = print,
               show_progress: bool | None = None) -> TrainedModel:
-    """Train the posterior estimator of ``run.spec`` (each member of an ensemble in turn, from
-    its own initialisation, on the same split), write its model directory and its
-    misspecification reference (of member 0's embedding)."""
+    """Train the posterior estimator of ``run.spec`` (an ensemble's members each from its own
+    initialisation, on the same split, at once on free cores), write its model directory and
+    its misspecification reference (of member 0's embedding)."""
     spec, training = run.spec, run.spec.training
     count = spec.estimator.members
     x, u = torch.as_tensor(run.data.x), torch.as_tensor(run.data.u)
-    finished, flows, history = _finished(run), [], []
-    with epoch_bar(training.epochs * count, show_progress, "val_nll") as bar:
-        for k in range(count):
-            torch.manual_seed(training.seed + k)
-            flow, _ = build_networks(spec, u[:4096], x[:2])
-            parts(flow).embedding.set_standardisation(x.mean(0), x.std(0))
-            if k < finished:
-                path = _member_path(run.out, k)
-                if not path.exists():
-                    raise GbsbiError(f"--resume: {path} is missing (member {k + 1} of {count} "
-                                     "finished before the interruption); train again with "
-                                     "--overwrite")
-                flow.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-                flows.append(flow.eval())
-                continue
+    if count == 1:
+        torch.manual_seed(training.seed)
+        flow, _ = build_networks(spec, u[:4096], x[:2])
+        parts(flow).embedding.set_standardisation(x.mean(0), x.std(0))
+        with epoch_bar(training.epochs, show_progress, "val_nll") as bar:
             history = train(flow, TrainingSet(x, u), training, experimental=run.experimental,
                             surrogate=run.surrogate, device=run.device,
                             checkpoint=run.checkpoint, settings=run.settings,
-                            resume=run.resume, progress=bar, threads=run.threads,
-                            member=k if count > 1 else None, history=history)
-            if count > 1:
-                save_state(_member_path(run.out, k), flow)
-            flows.append(flow.cpu())
+                            resume=run.resume, progress=bar, threads=run.threads)
+        histories, flows = [history], [flow.cpu()]
+    else:
+        histories = _train_members(run, show_progress)
+        flows = []
+        for k in range(count):
+            flow, _ = build_networks(spec)
+            flow.load_state_dict(torch.load(_member_path(run.out, k), map_location="cpu",
+                                            weights_only=True))
+            flows.append(flow.eval())
+    history = [record for member in histories for record in member]
     model = save_model(run.out, spec, flows[0], run.surrogate.cpu(), run.provenance(), history,
                        {member_file(k): flow for k, flow in enumerate(flows) if k > 0})
     _, heldout = split(len(x), training.validation_fraction, training.seed)
@@ -194,9 +284,10 @@ def train_npe(run: Run, *, log: Callable[[str], None] = print,
     fit_and_save_reference(model, run.data.x[index], log, bank_maps(run.bank, index))
     run.checkpoint.unlink(missing_ok=True)
     for k in range(count):
-        _member_path(run.out, k).unlink(missing_ok=True)
-    for k in range(count):
-        records = [r for r in history if r.get("stage", 0) == k]
+        for path in (_member_path(run.out, k), _member_path(run.out, k).with_suffix(".json"),
+                     _member_checkpoint(run.out, k)):
+            path.unlink(missing_ok=True)
+    for k, records in enumerate(histories):
         best = min(records, key=lambda r: r["val_nll"])
         log(f"{'wrote ' + str(run.out) if count == 1 else f'member {k + 1} of {count}'}: "
             f"{len(records)} epochs, best validation NLL {best['val_nll']:.3f} "
