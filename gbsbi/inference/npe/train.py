@@ -199,6 +199,9 @@ def _train_members(run: Run, show_progress: bool | None) -> list[dict]:
     """Train every member of an ensemble not yet finished; the members' histories."""
     spec, count = run.spec, run.spec.estimator.members
     settings = dict(run.settings, training=resumable(spec.training))
+    if run.resume and run.checkpoint.exists():
+        raise GbsbiError(f"--resume: {run.out} holds an interrupted run of one member, this one "
+                         f"asks for {count}; rerun with --members 1, or pass --overwrite")
     for k in range(count):
         files = (_member_path(run.out, k), _member_path(run.out, k).with_suffix(".json"),
                  _member_checkpoint(run.out, k))
@@ -225,29 +228,60 @@ def _train_members(run: Run, show_progress: bool | None) -> list[dict]:
     workers = _workers(run, len(pending))
     if workers == 1:
         threads = torch.get_num_threads()
-        with epoch_bar(spec.training.epochs * len(pending), show_progress, "val_nll") as bar:
-            done = 0.0
-            for k in pending:
-                history = _train_member(job | {"k": k, "progress": (
-                    lambda n, last, before=done: bar(before + n, last))})
-                done += len(history)
-        torch.set_num_threads(threads)
+        try:
+            with epoch_bar(spec.training.epochs * len(pending), show_progress,
+                           "val_nll") as bar:
+                done = 0.0
+                for k in pending:
+                    history = _train_member(job | {"k": k, "progress": (
+                        lambda n, last, before=done: bar(before + n, last))})
+                    done += len(history)
+        finally:
+            torch.set_num_threads(threads)
     else:
-        context = torch.multiprocessing.get_context("spawn")
-        with progress_bar(len(pending), "train", "member", show_progress) as bar, \
-                context.Pool(workers) as pool:
-            results = [pool.apply_async(_train_member, (job | {"k": k},)) for k in pending]
-            try:
-                for result in results:
-                    while not result.ready():
-                        result.wait(0.5)
-                    result.get()
-                    bar.update(1)
-            except BaseException:
-                pool.terminate()  # Ctrl-C: each member keeps its last checkpoint
-                raise
+        with progress_bar(len(pending), "train", "member", show_progress) as bar:
+            _train_at_once(job, pending, workers, bar)
     return [json.loads(_member_path(run.out, k).with_suffix(".json").read_text())
             for k in range(count)]
+
+
+def _train_at_once(job: dict, pending: list[int], workers: int, bar: object) -> None:
+    """The pending members in ``workers`` spawned processes. Ctrl-C is left to this process
+    (the workers ignore it), which stops them: each member keeps its last checkpoint. A worker
+    that dies (out of memory) is an error, not a wait without end."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    from gbsbi.bank import _ctrl_c_held, _ignore_ctrl_c
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_ignore_ctrl_c)
+    try:
+        with _ctrl_c_held():  # the workers start inside the submits
+            futures = [pool.submit(_train_member, job | {"k": k}) for k in pending]
+        for future in as_completed(futures):
+            future.result()
+            bar.update(1)
+    except BaseException as err:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        if isinstance(err, BrokenProcessPool):
+            raise GbsbiError("a process training a member of the ensemble died (out of "
+                             "memory?); the finished members and checkpoints are kept: "
+                             "continue with --resume, or train with --threads 1 (one "
+                             "member at a time)") from None
+        raise
+    pool.shutdown()
+
+
+def _clean(out: Path) -> None:
+    """Remove what an ensemble's training leaves beside the model (also a killed worker's
+    half-written checkpoint)."""
+    for pattern in ("member-*.pt", "member-*.json", "checkpoint-*.pt", ".checkpoint-*.tmp"):
+        for path in out.glob(pattern):
+            path.unlink(missing_ok=True)
 
 
 def train_npe(run: Run, *, log: Callable[[str], None] = print,
@@ -259,6 +293,9 @@ def train_npe(run: Run, *, log: Callable[[str], None] = print,
     count = spec.estimator.members
     x, u = torch.as_tensor(run.data.x), torch.as_tensor(run.data.u)
     if count == 1:
+        if run.resume and any(run.out.glob("checkpoint-*.pt")):
+            raise GbsbiError(f"--resume: {run.out} holds an interrupted ensemble, this run asks "
+                             "for one member; rerun with its --members, or pass --overwrite")
         torch.manual_seed(training.seed)
         flow, _ = build_networks(spec, u[:4096], x[:2])
         parts(flow).embedding.set_standardisation(x.mean(0), x.std(0))
@@ -283,10 +320,7 @@ def train_npe(run: Run, *, log: Callable[[str], None] = print,
     index = heldout.numpy()
     fit_and_save_reference(model, run.data.x[index], log, bank_maps(run.bank, index))
     run.checkpoint.unlink(missing_ok=True)
-    for k in range(count):
-        for path in (_member_path(run.out, k), _member_path(run.out, k).with_suffix(".json"),
-                     _member_checkpoint(run.out, k)):
-            path.unlink(missing_ok=True)
+    _clean(run.out)
     for k, records in enumerate(histories):
         best = min(records, key=lambda r: r["val_nll"])
         log(f"{'wrote ' + str(run.out) if count == 1 else f'member {k + 1} of {count}'}: "
