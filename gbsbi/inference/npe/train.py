@@ -37,7 +37,7 @@ from gbsbi.inference.flow import log_prob_given, parts, sample_given
 from gbsbi.inference.loop import Losses, TrainingSet, fit, load_checkpoint, resumable, split
 from gbsbi.inference.misspecification import fit_and_save_reference
 from gbsbi.inference.model import TrainedModel, build_networks, save_model, save_state
-from gbsbi.inference.npe.network import member_file
+from gbsbi.inference.npe.network import build, member_file
 from gbsbi.inference.run import Run, epoch_bar
 from gbsbi.inference.surrogate import PhiSurrogate
 from gbsbi.io.atomic import write_atomic
@@ -309,7 +309,7 @@ def train_npe(run: Run, *, log: Callable[[str], None] = print,
         histories = _train_members(run, show_progress)
         flows = []
         for k in range(count):
-            flow, _ = build_networks(spec)
+            flow = build(spec)  # the flow alone: the surrogate is the run's
             flow.load_state_dict(torch.load(_member_path(run.out, k), map_location="cpu",
                                             weights_only=True))
             flows.append(flow.eval())
