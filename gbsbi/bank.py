@@ -21,7 +21,6 @@ size only, not on interruptions, the number of workers or the scheduler.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -39,6 +38,7 @@ from gbsbi.errors import GbsbiError
 from gbsbi.io.atomic import atomic_path, check_writable, write_atomic
 from gbsbi.io.mapsfile import FORMAT, VERSION
 from gbsbi.summaries.phi import phi
+from gbsbi.workers import ctrl_c_held, ignore_ctrl_c
 from simulators.config import ExperimentConfig, MeasurementPrior, Prior, SamplePrior, config_hash
 from simulators.measured import MODES, measured_maps
 from simulators.polycrystal import noiseless_maps
@@ -322,8 +322,8 @@ def _run_local(spec: BankSpec, todo: list[int], workers: int) -> Iterator[tuple[
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_ctrl_c) as pool:
-        with _ctrl_c_held():  # the workers start inside the first submits
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_ctrl_c) as pool:
+        with ctrl_c_held():  # the workers start inside the first submits
             pending = {pool.submit(simulate_block, spec, b): b for b in todo[: 2 * workers]}
         queue = todo[2 * workers :]
         try:
@@ -339,41 +339,6 @@ def _run_local(spec: BankSpec, todo: list[int], workers: int) -> Iterator[tuple[
             for future in pending:
                 future.cancel()
             raise
-
-
-@contextlib.contextmanager
-def _ctrl_c_held() -> Iterator[None]:
-    """Hold a Ctrl-C back while worker processes start, and raise it afterwards.
-
-    SIGINT is blocked in this thread, so processes started meanwhile inherit it blocked
-    (through fork and exec) and a Ctrl-C while they import does not end each in a traceback;
-    and the Python handler only records it, since another thread (a progress bar's monitor)
-    may take the signal for the process.
-    """
-    import signal
-
-    caught = []
-    try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    except ValueError:  # not the main thread: nothing to hold
-        yield
-        return
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
-
-
-def _ignore_ctrl_c() -> None:
-    """Worker initialiser: Ctrl-C is left to the main process, which stops the pool and keeps
-    the finished blocks."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 #: How long to wait for a Dask scheduler.

@@ -9,6 +9,7 @@ errors that list the known ones.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import NamedTuple
@@ -75,7 +76,8 @@ def describe(setup: Setup) -> dict:
         "experiment": config.to_dict(),
         "prior": setup.prior.to_dict(),
         "measurement": setup.measurement.to_dict(),
-        "sample": setup.sample.to_dict(),
+        # every key, the departures' share too (to_dict leaves a share of 1 out of hashes)
+        "sample": dataclasses.asdict(setup.sample),
         "derived": {
             "frame_time_s": config.frame_time,
             "units": {
@@ -88,6 +90,8 @@ def describe(setup: Setup) -> dict:
                 "sample.boundaries": "boundaries in the scattering volume (whole, uniform)",
                 "sample.length_spread": "log-normal spread of their lengths around L "
                                         "(uniform)",
+                "sample.departure_share": "share of the maps that carry the dynamics' "
+                                          "departures (stretch, rate_drift, wander, events)",
             },
         },
         "constants": {"k_B_J_per_K": K_B},

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulators.config import ExperimentConfig
+from simulators.gb import bulk_correlation
 
 #: The sample keys of the departures (what :meth:`SamplePrior.sample` draws when they are on).
 KEYS = ("stretch", "rate_drift", "wander", "events")
@@ -42,43 +43,54 @@ def has_dynamics(sample: dict[str, np.ndarray] | None) -> bool:
 def bulk_term(D: np.ndarray, config: ExperimentConfig,
               sample: dict[str, np.ndarray] | None) -> np.ndarray | None:
     """F_eq with a stretched decay and a drifting rate (module docstring), shape (n, T, T),
-    float32; None where ``sample`` has neither (the model's exp(-D q^2 |t2 - t1|))."""
+    float32; None where ``sample`` has neither (the model's exp(-D q^2 |t2 - t1|)). Maps with
+    g = 1 and a = 0 (a share of the maps without departures) get the model's F_eq to the
+    byte."""
     if sample is None or ("stretch" not in sample and "rate_drift" not in sample):
         return None
     D = np.asarray(D, dtype=np.float64)
     n = len(D)
+    a = np.broadcast_to(np.asarray(sample.get("rate_drift", 0.0), np.float64), (n,))
+    g = np.broadcast_to(np.asarray(sample.get("stretch", 1.0), np.float64), (n,))
+    out = bulk_correlation(D, config)
+    rows = np.flatnonzero((g != 1) | (a != 0))
+    if len(rows) == 0:
+        return out
     t = config.t
     window = t[-1] - t[0]
     s = (t - t[0]) / window
-    a = np.broadcast_to(np.asarray(sample.get("rate_drift", 0.0), np.float64), (n,))[:, None]
+    a = a[rows, None]
     small = np.abs(a) < 1e-6
     safe = np.where(small, 1.0, a)
     shape = np.where(small, s[None, :], (np.exp(a * (s - 0.5)) - np.exp(-a / 2)) / safe)
-    G = D[:, None] * config.q**2 * window * shape  # (n, T)
+    G = D[rows, None] * config.q**2 * window * shape  # (rows, T)
     lag = np.abs(G[:, :, None] - G[:, None, :])
-    g = np.broadcast_to(np.asarray(sample.get("stretch", 1.0), np.float64), (n,))
-    return np.exp(-(lag ** g[:, None, None])).astype(np.float32)
+    out[rows] = np.exp(-(lag ** g[rows, None, None]))
+    return out
 
 
 def decorrelation(config: ExperimentConfig,
                   sample: dict[str, np.ndarray] | None) -> np.ndarray | None:
     """The factor wander and intermittent events multiply F by (module docstring), shape
-    (n, T, T), float32; None where ``sample`` has neither."""
+    (n, T, T), float32; None where ``sample`` has neither, 1 for maps without either."""
     if sample is None or ("wander" not in sample and "events" not in sample):
         return None
     t = config.t
     window = t[-1] - t[0]
     lag = (t[:, None] - t[None, :]) / window
-    factor = None
-    if "wander" in sample:
-        w = np.asarray(sample["wander"], np.float64)
-        factor = np.exp(-(w[:, None, None] * lag[None]) ** 2)
-    if "events" in sample:
-        times = np.asarray(sample["events"], np.float64)  # (n, E), relative, NaN: none
-        before = (times[:, None, :] < ((t - t[0]) / window)[None, :, None]).sum(axis=2)
-        apart = np.abs(before[:, :, None] - before[:, None, :])
-        kept = 1 - np.asarray(sample["event_fraction"], np.float64)
-        blocks = kept[:, None, None] ** apart
-        factor = blocks if factor is None else factor * blocks
-    return factor.astype(np.float32)
-
+    n = len(sample["wander"] if "wander" in sample else sample["events"])
+    w = np.asarray(sample.get("wander", np.zeros(n)), np.float64)
+    times = np.asarray(sample.get("events", np.full((n, 1), np.nan)), np.float64)  # relative
+    wanders, jumps = w != 0, ~np.isnan(times).all(axis=1)
+    rows = np.flatnonzero(wanders | jumps)
+    factor = np.ones((n, len(t), len(t)), dtype=np.float32)
+    if len(rows) == 0:
+        return factor
+    part = np.ones((len(rows), len(t), len(t)))  # float64, rounded once at the end
+    part *= np.exp(-(w[rows, None, None] * lag[None]) ** 2)
+    before = (times[rows, None, :] < ((t - t[0]) / window)[None, :, None]).sum(axis=2)
+    apart = np.abs(before[:, :, None] - before[:, None, :])
+    kept = 1 - np.asarray(sample.get("event_fraction", np.zeros(n)), np.float64)[rows]
+    part *= kept[:, None, None] ** apart
+    factor[rows] = part
+    return factor

@@ -54,7 +54,7 @@ from gbsbi.inference.npe.config import NpeConfig
 from gbsbi.inference.npe.predict import GbPosterior
 from gbsbi.inference.npe.train import train
 from gbsbi.inference.spec import ModelSpec
-from simulators.config import FRESH, ExperimentConfig, MeasurementPrior
+from simulators.config import FRESH, STATIONARY, ExperimentConfig, MeasurementPrior
 
 
 def reference(x: torch.Tensor, u: torch.Tensor, x_val: torch.Tensor, u_val: torch.Tensor,
@@ -125,7 +125,7 @@ def compete(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bank.h5"
         spec = BankSpec(ExperimentConfig(), FRESH, args.n + args.n_val, 21, measurement="fast",
-                        nuisance=MeasurementPrior())
+                        sample=STATIONARY, nuisance=MeasurementPrior())
         simulate_bank(path, spec, workers=2)
         data = bank_inputs(path, InputConfig(temperature=FRESH.temperature))
         x, u, n = torch.as_tensor(data.x), torch.as_tensor(data.u), args.n
@@ -163,7 +163,8 @@ def compete_demo(args: argparse.Namespace) -> None:
         path = Path(tmp) / "bank.h5"
         if args.competitor == "train":
             simulate_bank(path, BankSpec(ExperimentConfig(), FRESH, args.n, 21,
-                                         measurement="fast", nuisance=MeasurementPrior()),
+                                         measurement="fast", sample=STATIONARY,
+                                         nuisance=MeasurementPrior()),
                           workers=2)
         idle = demo(Path(tmp) / "idle")
         rival = competitor(args.competitor, path, Path(tmp))
@@ -198,7 +199,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bank.h5"
         spec = BankSpec(ExperimentConfig(), FRESH, args.n + args.n_val, 21, measurement="fast",
-                        nuisance=MeasurementPrior())
+                        sample=STATIONARY, nuisance=MeasurementPrior())
         simulate_bank(path, spec, workers=2)
         start = time.perf_counter()
         data = bank_inputs(path, InputConfig(temperature=FRESH.temperature))

@@ -39,7 +39,7 @@ from gbsbi.inference.pipeline import train_model  # noqa: E402
 from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments  # noqa: E402
 from gbsbi.validation.calibration import central_coverage, r2_score, rmse  # noqa: E402
 from gbsbi.validation.check import run_check  # noqa: E402
-from simulators.config import FRESH, ExperimentConfig, MeasurementPrior, Prior  # noqa: E402
+from simulators.config import FRESH, STATIONARY, ExperimentConfig, MeasurementPrior, Prior  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 NAMES = ("D", "log10 sigma", "c")
@@ -49,7 +49,7 @@ LEVELS = np.round(np.arange(0.1, 0.91, 0.1), 1)
 def ensure_bank(path: Path, n: int, seed: int) -> Path:
     if not path.exists():
         spec = BankSpec(ExperimentConfig(), FRESH, n, seed, measurement="fast",
-                        nuisance=MeasurementPrior())
+                        sample=STATIONARY, nuisance=MeasurementPrior())
         with tqdm(total=n, desc=f"simulate {path.name}") as bar:
             simulate_bank(path, spec, workers=2, progress=bar.update)
     return path

@@ -56,7 +56,7 @@ from gbsbi.plots.features import draw_domains  # noqa: E402
 from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments  # noqa: E402
 from gbsbi.validation.calibration import r2_score, rmse  # noqa: E402
 from gbsbi.validation.features import own_label_share, umap_coordinates  # noqa: E402
-from simulators.config import FRESH, ExperimentConfig, MeasurementPrior  # noqa: E402
+from simulators.config import FRESH, STATIONARY, ExperimentConfig, MeasurementPrior  # noqa: E402
 from simulators.measured import measured_maps  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -70,7 +70,7 @@ def ensure_data(work: Path, n_train: int) -> dict[str, Path]:
     for name, n, seed in (("train", n_train, 11), ("heldout", 5000, 12)):
         if not paths[name].exists():  # as `gbsbi simulate --measurement fast` makes it
             spec = BankSpec(ExperimentConfig(), FRESH, n, seed, measurement="fast",
-                            nuisance=MeasurementPrior())
+                            sample=STATIONARY, nuisance=MeasurementPrior())
             simulate_bank(paths[name], spec, workers=2)
     if not paths["pseudo"].exists():
         write_pseudo_experiments(paths["pseudo"], PseudoSpec(mode="exact", seed=13),

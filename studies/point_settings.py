@@ -53,7 +53,7 @@ from gbsbi.inference.run import surrogate_data
 from gbsbi.inference.surrogate import fit_surrogate
 from gbsbi.pseudo import PseudoSpec, write_pseudo_experiments
 from gbsbi.validation.calibration import r2_score, rmse
-from simulators.config import FRESH, ExperimentConfig, MeasurementPrior
+from simulators.config import FRESH, STATIONARY, ExperimentConfig, MeasurementPrior
 
 RESULTS = Path(__file__).parent / "results"
 NAMES = ("D", "log10 sigma", "c")
@@ -76,7 +76,7 @@ def ensure_data(work: Path, n_train: int, n_heldout: int, groups: int) -> dict[s
     for name, n, seed in (("train", n_train, 11), ("heldout", n_heldout, 12)):
         if not paths[name].exists():  # as `gbsbi simulate --measurement fast` makes it
             spec = BankSpec(ExperimentConfig(), FRESH, n, seed, measurement="fast",
-                            nuisance=MeasurementPrior())
+                            sample=STATIONARY, nuisance=MeasurementPrior())
             simulate_bank(paths[name], spec, workers=2)
     if not paths["tune"].exists():
         spec = PseudoSpec(groups=groups, repeats=2, mode="exact", seed=14)

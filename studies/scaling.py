@@ -44,7 +44,7 @@ from gbsbi.inference.npe.config import settings
 from gbsbi.inference.npe.predict import draws_with_density
 from gbsbi.inference.pipeline import train_model
 from gbsbi.validation.calibration import central_coverage, r2_score
-from simulators.config import FRESH, ExperimentConfig, Prior
+from simulators.config import FRESH, STATIONARY, ExperimentConfig, Prior
 
 RESULTS = Path(__file__).parent / "results"
 NAMES = ("D", "log10 sigma", "c")
@@ -84,7 +84,8 @@ def bank(work: Path, n: int, seed: int) -> Path:
     if not path.exists():
         start = time.perf_counter()
         journal = path.with_name(path.name + ".parts")
-        simulate_bank(path, BankSpec(ExperimentConfig(), FRESH, n, seed, measurement="fast"),
+        simulate_bank(path, BankSpec(ExperimentConfig(), FRESH, n, seed, measurement="fast",
+                                     sample=STATIONARY),
                       workers=1, resume=journal.exists())
         print(f"bank of {n}: {time.perf_counter() - start:.0f} s", flush=True)
     return path

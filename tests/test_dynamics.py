@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from gbsbi.bank import BankSpec, simulate_bank
-from simulators.config import ConfigError, ExperimentConfig, MeasurementPrior, Prior, SamplePrior
+from simulators.config import (
+    STATIONARY,
+    ConfigError,
+    ExperimentConfig,
+    MeasurementPrior,
+    Prior,
+    SamplePrior,
+)
 from simulators.dynamics import bulk_term, decorrelation
 from simulators.gb import bulk_correlation
 from simulators.measured import measured_maps
@@ -62,8 +69,8 @@ def test_wander_is_a_gaussian_in_the_lag_and_events_cut_the_map_into_blocks():
 
 def test_every_departure_off_draws_nothing_and_is_the_polycrystal_to_the_byte():
     theta, temperature = Prior().sample(6, np.random.default_rng(0))
-    prior = SamplePrior()
-    assert prior.stationary
+    prior = STATIONARY
+    assert prior.stationary and not SamplePrior().stationary  # the default carries them
     drawn = prior.sample(6, np.random.default_rng(1))
     assert not {"stretch", "rate_drift", "wander", "events"} & set(drawn)
     a = noiseless_maps(theta, temperature, SMALL, drawn, np.random.default_rng(2))
@@ -77,7 +84,7 @@ def test_the_exact_measurement_carries_the_dynamics():
     1 + beta |F|^2; 3 sd of the estimator at 0.5 photons per pixel and 40,000 pixels is below
     0.02, so 0.03 on the mean over a band of lags fails on a missing factor."""
     prior = SamplePrior(boundaries=(2, 2), stretch=(0.7, 0.7), rate_drift=(0.8, 0.8),
-                        wander=(0.6, 0.6), events=(2, 2))
+                        wander=(0.6, 0.6), events=(2, 2), departure_share=1.0)
     rng = np.random.default_rng(3)
     theta = np.array([[1e-3, 0.1, 0.5]])
     sample = prior.sample(1, rng)
@@ -94,7 +101,7 @@ def test_the_exact_measurement_carries_the_dynamics():
 
 def test_the_bank_keeps_the_dynamics_draws(tmp_path):
     sample = SamplePrior(stretch=(0.6, 1.4), rate_drift=(-0.5, 0.5), wander=(0.0, 1.0),
-                         events=(0.0, 3.0))
+                         events=(0.0, 3.0), departure_share=1.0)
     spec = BankSpec(SMALL, Prior(), n=16, seed=1, block_size=8, measurement="fast",
                     sample=sample)
     simulate_bank(tmp_path / "b.h5", spec)
@@ -108,9 +115,36 @@ def test_the_bank_keeps_the_dynamics_draws(tmp_path):
     assert np.isfinite(C[~np.isnan(C)]).all()
 
 
+def test_a_share_of_the_maps_carries_the_departures_the_rest_the_model():
+    """departure_share p: each map carries all four departures with probability p, else none;
+    the polycrystal draws are the same bytes as without a share, and a share of 1 is the same
+    prior and hash as one without the key. 4,000 maps: the share's sd is 0.007, 0.03 is over
+    4 sd."""
+    broad = SamplePrior(departure_share=1.0)  # the default ranges on every map
+    shared = SamplePrior(**{**broad.to_dict(), "departure_share": 0.3})
+    every, some = (prior.sample(4000, np.random.default_rng(5)) for prior in (broad, shared))
+    for key in ("boundaries", "lengths", "tilt", "static", "stretch"):
+        kept = slice(None) if key != "stretch" else some["stretch"] != 1
+        np.testing.assert_array_equal(every[key][kept], some[key][kept])
+    carried = some["stretch"] != 1
+    assert abs(carried.mean() - 0.3) < 0.03
+    assert np.all(some["rate_drift"][~carried] == 0) and np.all(some["wander"][~carried] == 0)
+    assert np.all(some["event_count"][~carried] == 0)
+    assert np.all(np.isnan(some["events"][~carried]))
+    assert np.all(some["wander"][carried] > 0)
+    assert "departure_share" not in broad.to_dict()
+    assert SamplePrior.from_dict(shared.to_dict()) == shared
+    assert SamplePrior.from_dict({**STATIONARY.to_dict(), "departure_share": 0.3}) == STATIONARY
+    # an artefact that recorded departures before the share existed carried them on every map
+    assert SamplePrior.from_record(broad.to_dict()).departure_share == 1
+    assert SamplePrior().departure_share == 0.05
+
+
 @pytest.mark.parametrize("bad", [dict(stretch=(0.5, 2.5)), dict(stretch=(0.0, 1.0)),
                                  dict(rate_drift=(0.5, -0.5)), dict(wander=(-1.0, 0.0)),
-                                 dict(event_fraction=(0.2, 1.0))])
+                                 dict(event_fraction=(0.2, 1.0)),
+                                 dict(stretch=(0.5, 1.5), departure_share=0.0),
+                                 dict(stretch=(0.5, 1.5), departure_share=1.2)])
 def test_bad_dynamics_ranges_are_config_errors(bad):
     with pytest.raises(ConfigError):
         SamplePrior(**bad)

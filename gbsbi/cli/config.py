@@ -1,6 +1,7 @@
 """``gbsbi config``: print the experiment configuration and the prior."""
 
 import argparse
+import dataclasses
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +37,6 @@ def run(args: argparse.Namespace) -> int:
     for key, value in measurement.to_dict().items():
         print(f"  {key:<18} {value}")
     print("sample nuisances (a polycrystal's boundaries, every bank)")
-    for key, value in sample.to_dict().items():
+    for key, value in dataclasses.asdict(sample).items():
         print(f"  {key:<18} {value}")
     return 0

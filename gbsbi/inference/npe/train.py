@@ -253,12 +253,12 @@ def _train_at_once(job: dict, pending: list[int], workers: int, bar: object) -> 
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    from gbsbi.bank import _ctrl_c_held, _ignore_ctrl_c
+    from gbsbi.workers import ctrl_c_held, ignore_ctrl_c
 
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_ignore_ctrl_c)
+                               initializer=ignore_ctrl_c)
     try:
-        with _ctrl_c_held():  # the workers start inside the submits
+        with ctrl_c_held():  # the workers start inside the submits
             futures = [pool.submit(_train_member, job | {"k": k}) for k in pending]
         for future in as_completed(futures):
             future.result()
