@@ -601,6 +601,9 @@ class SamplePrior:
         return out
 
     def to_dict(self) -> dict:
+        """The ranges as recorded in artefacts and hashed; a share of 1 is left out (the
+        hashes of priors made before it existed): read a record back with
+        :meth:`from_record`, which takes a missing share as 1."""
         out = dataclasses.asdict(self)
         if self.departure_share == 1:  # as before the share existed: the same hashes
             del out["departure_share"]

@@ -36,8 +36,15 @@ KEYS = ("stretch", "rate_drift", "wander", "events")
 
 
 def has_dynamics(sample: dict[str, np.ndarray] | None) -> bool:
-    """Whether ``sample`` holds any departure from the stationary model."""
-    return sample is not None and any(key in sample for key in KEYS)
+    """Whether any map of ``sample`` departs from the stationary model (keys of a share of
+    maps without departures hold g = 1, a = 0, w = 0 and no events)."""
+    if sample is None:
+        return False
+    off = {"stretch": 1.0, "rate_drift": 0.0, "wander": 0.0}
+    if any(np.any(np.asarray(sample[k]) != v) for k, v in off.items() if k in sample):
+        return True
+    return "events" in sample and bool(np.any(~np.isnan(np.asarray(sample["events"],
+                                                                    np.float64))))
 
 
 def bulk_term(D: np.ndarray, config: ExperimentConfig,

@@ -29,7 +29,7 @@ exact photon counting):
   docs/inference.md#ensemble; Hermans et al. 2022, sbi's ``EnsemblePosterior``): does mixing
   trainings widen the intervals where they miss, or is a miss a bias every training shares?
   Every other estimator is one training (``--members 1``);
-- ``aged-broadNN+nnpe-x3`` (NN = 5, 10, 25, 50): the ensemble
+- ``aged-broadNN+nnpe-x3`` (NN = 5, 10, 25 or 50): the ensemble
   on a bank where a share of 5, 10, 25 or 50 % of the maps carries broad's four departures at
   their full ranges and the rest the stationary dynamics (SHARED, ``sample.departure_share``):
   does a prior with most of its mass on the model's own dynamics keep more of the sharpness
@@ -115,7 +115,8 @@ OWN_BANKS = {**ONE_DEPARTURE, **SHARED}
 
 def bank_of(name: str) -> str:
     """The training bank of estimator ``name``."""
-    for bank in (*OWN_BANKS, "single", "broad", "mild", "aged"):
+    # the longest name first: aged-broad50 before aged-broad5
+    for bank in sorted((*OWN_BANKS, "single", "broad", "mild", "aged"), key=len, reverse=True):
         if name.startswith(bank):
             return bank
     return "train"

@@ -27,10 +27,14 @@ D = np.array([2e-4, 1e-3])
 
 
 def test_an_exponential_steady_bulk_is_the_model():
-    """g = 1, a = 0 (keys present): F_eq = exp(-D q^2 |t2 - t1|)."""
+    """g = 1, a = 0 (keys present, as for the maps of a share without departures): F_eq =
+    exp(-D q^2 |t2 - t1|), the model's to the byte; a map that departs beside them does not
+    change them."""
     ours = bulk_term(D, SMALL, {"stretch": np.ones(2), "rate_drift": np.zeros(2)})
-    # float64 exponents against the model's float32: 1e-6 is rounding
-    np.testing.assert_allclose(ours, bulk_correlation(D, SMALL), atol=1e-6)
+    np.testing.assert_array_equal(ours, bulk_correlation(D, SMALL))
+    mixed = bulk_term(D, SMALL, {"stretch": np.array([1.0, 0.7]), "rate_drift": np.zeros(2)})
+    np.testing.assert_array_equal(mixed[0], bulk_correlation(D, SMALL)[0])
+    assert not np.array_equal(mixed[1], bulk_correlation(D, SMALL)[1])
 
 
 def test_a_stretched_bulk_decays_as_a_power_of_the_lag():
@@ -76,7 +80,7 @@ def test_every_departure_off_draws_nothing_and_is_the_polycrystal_to_the_byte():
     a = noiseless_maps(theta, temperature, SMALL, drawn, np.random.default_rng(2))
     b = noiseless_maps(theta, temperature, SMALL, {**drawn, "stretch": np.ones(6)},
                        np.random.default_rng(2))
-    np.testing.assert_allclose(a, b, atol=1e-5)  # the float64 bulk against the float32 one
+    np.testing.assert_array_equal(a, b)  # g = 1 rows take the model's own bulk term
 
 
 def test_the_exact_measurement_carries_the_dynamics():
