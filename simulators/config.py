@@ -305,10 +305,14 @@ def _uniform(bounds: tuple[float, float], n: int, rng: np.random.Generator) -> n
     return low + rng.random(n) * (high - low)
 
 
+#: The value of each continuous departure of the dynamics that is no departure (g, a, w).
+NO_DEPARTURE = {"stretch": 1.0, "rate_drift": 0.0, "wander": 0.0}
+
+
 def _stationary(draws: dict[str, np.ndarray], off: np.ndarray) -> None:
     """Set the dynamics' departures of the maps where ``off`` (n,) to the stationary model's
     values, in place."""
-    for key, value in (("stretch", 1.0), ("rate_drift", 0.0), ("wander", 0.0)):
+    for key, value in NO_DEPARTURE.items():
         if key in draws:
             draws[key][off] = value
     if "events" in draws:
@@ -560,8 +564,8 @@ class SamplePrior:
     @property
     def stationary(self) -> bool:
         """Whether the dynamics are the model's own (every departure off)."""
-        return (self.stretch == (1.0, 1.0) and self.rate_drift == (0.0, 0.0)
-                and self.wander == (0.0, 0.0) and self.events == (0.0, 0.0))
+        return (all(getattr(self, key) == (value, value) for key, value in NO_DEPARTURE.items())
+                and self.events == (0.0, 0.0))
 
     def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Draw ``boundaries`` K (n,), ``length_spread`` s (n,), ``lengths``, the relative
@@ -588,9 +592,8 @@ class SamplePrior:
             out["tilt"] = self.tilt[0] + rng.random((n, high)) * (self.tilt[1] - self.tilt[0])
         if self.static != (0.0, 0.0):
             out["static"] = _uniform(self.static, n, rng)
-        for key, off in (("stretch", (1.0, 1.0)), ("rate_drift", (0.0, 0.0)),
-                         ("wander", (0.0, 0.0))):
-            if getattr(self, key) != off:
+        for key, value in NO_DEPARTURE.items():
+            if getattr(self, key) != (value, value):
                 out[key] = _uniform(getattr(self, key), n, rng)
         if self.events != (0.0, 0.0):
             times = _event_times(_uniform(self.events, n, rng), rng)

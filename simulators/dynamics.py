@@ -28,11 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulators.config import ExperimentConfig
+from simulators.config import NO_DEPARTURE, ExperimentConfig
 from simulators.gb import bulk_correlation
-
-#: The sample keys of the departures (what :meth:`SamplePrior.sample` draws when they are on).
-KEYS = ("stretch", "rate_drift", "wander", "events")
 
 
 def has_dynamics(sample: dict[str, np.ndarray] | None) -> bool:
@@ -40,8 +37,7 @@ def has_dynamics(sample: dict[str, np.ndarray] | None) -> bool:
     maps without departures hold g = 1, a = 0, w = 0 and no events)."""
     if sample is None:
         return False
-    off = {"stretch": 1.0, "rate_drift": 0.0, "wander": 0.0}
-    if any(np.any(np.asarray(sample[k]) != v) for k, v in off.items() if k in sample):
+    if any(np.any(np.asarray(sample[k]) != v) for k, v in NO_DEPARTURE.items() if k in sample):
         return True
     return "events" in sample and bool(np.any(~np.isnan(np.asarray(sample["events"],
                                                                     np.float64))))

@@ -24,7 +24,7 @@ import torch
 from gbsbi.inference.flow import log_prob_given, parts
 from gbsbi.inference.model import TrainedModel
 from gbsbi.inference.npe.network import members
-from gbsbi.inference.npe.predict import member_log_mass
+from gbsbi.inference.npe.predict import member_log_mass, mix
 
 
 def scan_log_likelihood(model: TrainedModel,
@@ -36,8 +36,7 @@ def scan_log_likelihood(model: TrainedModel,
         features = [parts(flow).embedding(torch.as_tensor(x, dtype=torch.float32))
                     for flow in flows]
         # an ensemble's members each renormalised to the cube, as its draws are
-        log_mass = (member_log_mass(flows, x)[:, None, :] if len(flows) > 1
-                    else torch.zeros(1, 1, len(x)))
+        log_mass = member_log_mass(flows, x) if len(flows) > 1 else torch.zeros(1, len(x))
 
     @torch.inference_mode()
     def log_likelihood(u: np.ndarray) -> np.ndarray:
@@ -52,9 +51,7 @@ def scan_log_likelihood(model: TrainedModel,
                                for flow, f in zip(flows, features, strict=True)])
         finally:
             torch.set_num_threads(threads)
-        out = out.reshape(len(flows), m, n)
-        out = torch.logsumexp(out - log_mass, dim=0) - np.log(len(flows))  # one: log q
-        out = out.double().numpy()
+        out = mix(out.reshape(len(flows), m, n), log_mass).double().numpy()  # one: log q
         return np.where(inside, np.nan_to_num(out, nan=-np.inf), -np.inf)
 
     return log_likelihood

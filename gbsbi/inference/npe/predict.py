@@ -381,7 +381,13 @@ def mixture_log_q(flows: list[torch.nn.Module], u: Tensor, x: Tensor, log_mass: 
             chunk = u[:, start:start + step]
             out[k, :, start:start + step] = log_prob_given(
                 flow, chunk.reshape(-1, 3), features.repeat(m, 1)).reshape(chunk.shape[:2])
-    return torch.logsumexp(out - log_mass[:, None, :], dim=0) - np.log(len(flows))
+    return mix(out, log_mass)
+
+
+def mix(log_q: Tensor, log_mass: Tensor) -> Tensor:
+    """log (1/K) sum_k q_k / Z_k from the members' log q_k, shape (K, m, n), and log Z_k,
+    shape (K, n): shape (m, n)."""
+    return torch.logsumexp(log_q - log_mass[:, None, :], dim=0) - np.log(len(log_q))
 
 
 def posterior_draws(model: TrainedModel, x: np.ndarray, draws: int, seed: int = 0) -> np.ndarray:

@@ -39,6 +39,7 @@ from gbsbi.inference.misspecification import fit_and_save_reference
 from gbsbi.inference.model import TrainedModel, build_networks, save_model, save_state
 from gbsbi.inference.npe.network import build, member_file
 from gbsbi.inference.run import Run, epoch_bar
+from gbsbi.inference.spec import ModelSpec
 from gbsbi.inference.surrogate import PhiSurrogate
 from gbsbi.io.atomic import write_atomic
 from gbsbi.progress import progress_bar
@@ -147,6 +148,14 @@ def train(
                threads=threads)
 
 
+def _initialised(spec: ModelSpec, x: Tensor, u: Tensor, seed: int) -> torch.nn.Module:
+    """A fresh flow from torch seeded with ``seed``, its embedding standardised to x."""
+    torch.manual_seed(seed)
+    flow, _ = build_networks(spec, u[:4096], x[:2])
+    parts(flow).embedding.set_standardisation(x.mean(0), x.std(0))
+    return flow
+
+
 def _member_path(out: Path, k: int) -> Path:
     """Where a finished member of an ensemble waits for the others (removed at the end); its
     history beside it (``.json``)."""
@@ -172,9 +181,7 @@ def _train_member(job: dict) -> list[dict]:
     surrogate = PhiSurrogate(spec.surrogate.hidden)
     surrogate.load_state_dict({name: torch.as_tensor(v) for name, v in job["surrogate"].items()})
     surrogate.eval().requires_grad_(False)
-    torch.manual_seed(spec.training.seed + k)
-    flow, _ = build_networks(spec, u[:4096], x[:2])
-    parts(flow).embedding.set_standardisation(x.mean(0), x.std(0))
+    flow = _initialised(spec, x, u, spec.training.seed + k)
     history = train(flow, TrainingSet(x, u), spec.training, experimental=experimental,
                     surrogate=surrogate, device=job["device"],
                     checkpoint=_member_checkpoint(job["out"], k), settings=job["settings"],
@@ -296,9 +303,7 @@ def train_npe(run: Run, *, log: Callable[[str], None] = print,
         if run.resume and any(run.out.glob("checkpoint-*.pt")):
             raise GbsbiError(f"--resume: {run.out} holds an interrupted ensemble, this run asks "
                              "for one member; rerun with its --members, or pass --overwrite")
-        torch.manual_seed(training.seed)
-        flow, _ = build_networks(spec, u[:4096], x[:2])
-        parts(flow).embedding.set_standardisation(x.mean(0), x.std(0))
+        flow = _initialised(spec, x, u, training.seed)
         with epoch_bar(training.epochs, show_progress, "val_nll") as bar:
             history = train(flow, TrainingSet(x, u), training, experimental=run.experimental,
                             surrogate=run.surrogate, device=run.device,
