@@ -20,6 +20,7 @@ samplers, is timed apart before the groups. Torch uses ``--threads`` threads (de
 it pinned with taskset, or on an idle machine with 2).
 
 Usage: python studies/bench_group.py --model MODEL_DIR [--groups 3] [--scans 8] [--seed 0]
+       [--members K]
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--members", type=int, default=0,
+                        help="the first K members of an ensemble in the likelihood (0: all)")
     args = parser.parse_args()
     import torch
 
@@ -89,7 +92,7 @@ def main() -> None:
         group = draw_group(model, GroupPrior(), rng, scans=args.scans)
         x = network_inputs(simulate(model, group, rng), group["temperature"],
                            model.spec.inputs)
-        law, log_likelihood = group["law"], scan_log_likelihood(model, x)
+        law, log_likelihood = group["law"], scan_log_likelihood(model, x, args.members)
         began = time.perf_counter()
         draws = sample_group(law, log_likelihood, GroupSettings(seed=args.seed))
         times["gbsbi"].append(time.perf_counter() - began)

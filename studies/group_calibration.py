@@ -15,7 +15,7 @@ interrupted run keeps its groups and a rerun continues after them; runs with oth
 per core) write their own files, and ``--summarise FILE ...`` pools them into the results.
 
 Usage: python studies/group_calibration.py --model MODEL_DIR [--groups 200] [--seed 0]
-       [--records FILE]
+       [--members K] [--records FILE]
        python studies/group_calibration.py --summarise FILE [FILE ...]
 """
 
@@ -97,6 +97,9 @@ def main() -> None:
                         help="power of each scan's likelihood in the product (default that of "
                         "gbsbi group; 1: the plain product); with --summarise, that of records "
                         "which do not carry it")
+    parser.add_argument("--members", type=int, default=0,
+                        help="mix only the first K members of an ensemble in the likelihood "
+                        "(default 0: all; gbsbi group --members)")
     parser.add_argument("--records", type=Path, help="JSON lines, one group each (appended)")
     parser.add_argument("--summarise", type=Path, nargs="+", metavar="FILE",
                         help="pool these record files into the results; nothing is sampled")
@@ -111,7 +114,7 @@ def main() -> None:
     path = args.records or args.results / f"group_calibration_seed{args.seed}.jsonl"
     done = len(path.read_text().splitlines()) if path.exists() else 0
     prior, settings = GroupPrior(), GroupSettings(draws=args.draws, seed=args.seed,
-                                                  temper=args.temper)
+                                                  temper=args.temper, members=args.members)
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     for g in range(args.groups):
@@ -121,10 +124,12 @@ def main() -> None:
             continue
         x = network_inputs(C, group["temperature"], model.spec.inputs)
         began = time.perf_counter()
-        draws = sample_group(group["law"], scan_log_likelihood(model, x), settings)
+        draws = sample_group(group["law"], scan_log_likelihood(model, x, args.members),
+                             settings)
         seconds = time.perf_counter() - began
         values = group["law"].physical(draws.z.reshape(-1, group["law"].dim))
-        record = {"n": len(x), "temper": args.temper, "seconds": seconds, "steps": draws.steps,
+        record = {"n": len(x), "temper": args.temper, "members": args.members,
+                  "seconds": seconds, "steps": draws.steps,
                   "rhat_max": float(np.nanmax(draws.rhat)), "truth": group["truth"],
                   "naive": naive(model, x, group["temperature"], prior.t_ref, args.seed)}
         for name in PARAMS:

@@ -114,6 +114,25 @@ def test_the_posterior_is_the_equal_mixture_of_the_members(trained):
                                atol=1e-4)
 
 
+def test_the_group_likelihood_of_the_first_member_is_the_single_model(trained):
+    """`gbsbi group --members 1` evaluates member 0 alone: the single model's likelihood to the
+    bit (member 0 is the single model's weights); more members than the model has is a
+    one-line error."""
+    pair = load_model(trained["root"] / "pair")
+    single = load_model(trained["root"] / "single")
+    x = bank_inputs(trained["bank"], pair.spec.inputs).x[:4]
+    u = np.random.default_rng(0).random((16, 4, 3))
+    first = scan_log_likelihood(pair, x, 1)(u)
+    np.testing.assert_array_equal(first, scan_log_likelihood(single, x)(u))
+    assert np.all(np.isfinite(first))
+    # the pair's mixture is another density
+    assert not np.allclose(scan_log_likelihood(pair, x, 2)(u), first, atol=1e-3)
+    np.testing.assert_array_equal(scan_log_likelihood(pair, x, 2)(u),
+                                  scan_log_likelihood(pair, x)(u))
+    with pytest.raises(GbsbiError, match="--members 3: the model .* has 2 member"):
+        scan_log_likelihood(pair, x, 3)
+
+
 def alone(model, flow):
     """One member of an ensemble as a model of one."""
     spec = replace(model.spec, estimator=replace(model.spec.estimator, members=1))

@@ -127,6 +127,8 @@ def test_bad_groups_are_refused():
         GroupModel(np.array([300.0]), "none", ("E",))
     with pytest.raises(GbsbiError, match="multiple of 4"):
         GroupSettings(draws=10)
+    with pytest.raises(GbsbiError, match="--members must be 0"):
+        GroupSettings(members=-1)
     with pytest.raises(GbsbiError, match="low < high"):
         GroupPrior(ea=(1.0, 0.5))
 
@@ -236,6 +238,12 @@ def test_a_group_at_one_temperature_or_sharing_data_is_refused(work, capsys):
     err = _error(capsys, ["group", str(work / "model"), str(work / "twice.h5"), "--out",
                           str(work / "bad.nc"), "--include-flagged"])
     assert "share data" in err or "same map" in err
+    err = _error(capsys, ["group", str(work / "model"), str(work / "pseudo.h5"), "--out",
+                          str(work / "bad.nc"), "--members", "2"])
+    assert "--members 2" in err and "has 1 member(s)" in err  # train_model's default: one
+    err = _error(capsys, ["group", str(work / "model"), str(work / "pseudo.h5"), "--out",
+                          str(work / "bad.nc"), "--members", "-1"])
+    assert "--members" in err
     assert not (work / "bad.nc").exists()
 
 

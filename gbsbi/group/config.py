@@ -52,6 +52,10 @@ class GroupSettings:
             the walkers of one ensemble are not independent chains, so 1.05, not 1.01).
         check_every: steps between checks.
         seed: seeds the start and emcee.
+        members: the ensemble members each scan's likelihood mixes, the first ones (0: all
+            of them). Every member costs one flow evaluation per call, so 1 is about three
+            times faster than the default ensemble of three, and calibrated on its own
+            (studies/results/group_calibration.md).
         temper: lambda, the power of each scan's likelihood in the product (1: the product
             itself). 0.65 by default: the product of learned posteriors is overconfident
             (90 % intervals covered Ea 0.81, sigma 0.83 of 200 simulated groups), and 0.65,
@@ -69,11 +73,14 @@ class GroupSettings:
     check_every: int = 100
     seed: int = 0
     temper: float = 0.65
+    members: int = 0
 
     def __post_init__(self) -> None:
         if self.draws < CHAINS or self.draws % CHAINS:
             raise GbsbiError(f"--draws must be a positive multiple of {CHAINS}, got "
                              f"{self.draws}")
+        if self.members < 0:
+            raise GbsbiError(f"--members must be 0 (every member) or more, got {self.members}")
         if not 0 < self.temper <= 1:
             raise GbsbiError(f"--temper must be in (0, 1], got {self.temper}")
 

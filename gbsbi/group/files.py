@@ -57,8 +57,9 @@ def group_posterior(posterior, maps: np.ndarray, temperature: np.ndarray,  # noq
     x = posterior.observe(maps, temperature=temperature, q=q, age=age).numpy()
     model = GroupModel(temperature, law, tuple(shared), posterior.model.spec.prior,
                        prior or GroupPrior())
-    draws = sample_group(model, scan_log_likelihood(posterior.model, x),
-                         settings or GroupSettings())
+    settings = settings or GroupSettings()
+    draws = sample_group(model, scan_log_likelihood(posterior.model, x, settings.members),
+                         settings)
     scans = np.array([f"scan {k}" for k in range(len(x))], dtype=object)
     return to_inference_data({"group": (model, draws, np.arange(len(x)))}, scans, temperature,
                              np.full(len(x), "group", dtype=object), None, {"law": law})
@@ -159,7 +160,7 @@ def group_to_files(
     scans flagged as unlike the simulations are left out unless ``include_flagged``."""
     from gbsbi.inference.data import scan_inputs
     from gbsbi.inference.model import load_model
-    from gbsbi.inference.npe.likelihood import scan_log_likelihood
+    from gbsbi.inference.npe.likelihood import chosen_members, scan_log_likelihood
     from gbsbi.inference.npe.predict import posterior_draws
     from gbsbi.io.atomic import atomic_path, check_new
     from gbsbi.io.posteriors import unique_names, without_draws, write_csv
@@ -172,6 +173,7 @@ def group_to_files(
     if model.spec.kind != "npe":
         raise GbsbiError(f"{model_dir}: a point model has no posterior to join; use a "
                          "posterior estimator")
+    chosen_members(model, settings.members)  # a --members the model lacks, before the work
     scans = scan_inputs(maps, model.spec.experiment, model.spec.inputs)
     for note in scans.notes:
         log(note)
@@ -209,7 +211,9 @@ def group_to_files(
         index = _without_overlaps(index, scans.maps, model.spec.experiment.window, group, warn)
         group_model = GroupModel(scans.maps.temperature[index], law, shared,
                                  model.spec.prior, prior)
-        draws = sample_group(group_model, scan_log_likelihood(model, scans.x[index]), settings)
+        draws = sample_group(group_model,
+                             scan_log_likelihood(model, scans.x[index], settings.members),
+                             settings)
         joined[group] = (group_model, draws, index)
         log(f"group {group!r}: {len(index)} scans, {draws.steps} emcee steps, R-hat at most "
             f"{np.nanmax(draws.rhat):.3f}, bulk ESS at least {np.nanmin(draws.ess_bulk):.0f} "

@@ -9,7 +9,8 @@ q(u | x_i) is, up to a constant, the likelihood of scan i as a function of u; fo
     p(\phi \mid x_1 .. x_n) \propto p(\phi) \prod_i q(u_i(\phi) \mid x_i) / p(u_i(\phi))
 
 (the potential sbi uses for independent observations); an ensemble's q is the mean of its
-members', each renormalised to the cube (docs/inference.md#ensemble). The embedding f(x_i)
+members', each renormalised to the cube (docs/inference.md#ensemble), or of its first ``first``
+members' (each member costs one flow evaluation per call). The embedding f(x_i)
 is computed once; each call evaluates the flow's transform for every parameter vector and
 scan at once.
 """
@@ -21,17 +22,29 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from gbsbi.errors import GbsbiError
 from gbsbi.inference.flow import log_prob_given, parts
 from gbsbi.inference.model import TrainedModel
 from gbsbi.inference.npe.network import members
 from gbsbi.inference.npe.predict import member_log_mass, mix
 
 
-def scan_log_likelihood(model: TrainedModel,
-                        x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+def chosen_members(model: TrainedModel, first: int = 0) -> list[torch.nn.Module]:
+    """The flows the likelihood mixes, in eval mode: an ensemble's first ``first`` members
+    (0: all); a one-line error where the model has fewer."""
+    flows = members(model)
+    if first > len(flows):
+        raise GbsbiError(f"--members {first}: the model {model.directory} has "
+                         f"{len(flows)} member(s)")
+    return [flow.eval() for flow in flows[:first or None]]
+
+
+def scan_log_likelihood(model: TrainedModel, x: np.ndarray,
+                        first: int = 0) -> Callable[[np.ndarray], np.ndarray]:
     """log q(u_i | x_i) of the n scans with inputs x, shape (n, D), as a NumPy function of
-    u, shape (m, n, 3) -> (m, n); -inf outside the cube."""
-    flows = [flow.eval() for flow in members(model)]
+    u, shape (m, n, 3) -> (m, n); -inf outside the cube. ``first``: the mixture of an
+    ensemble's first members only (0: every member; 1: member 0 as a model of one)."""
+    flows = chosen_members(model, first)
     with torch.no_grad():
         features = [parts(flow).embedding(torch.as_tensor(x, dtype=torch.float32))
                     for flow in flows]
