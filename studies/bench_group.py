@@ -94,7 +94,8 @@ def main() -> None:
                            model.spec.inputs)
         law, log_likelihood = group["law"], scan_log_likelihood(model, x, args.members)
         began = time.perf_counter()
-        draws = sample_group(law, log_likelihood, GroupSettings(seed=args.seed))
+        draws = sample_group(law, log_likelihood, GroupSettings(seed=args.seed,
+                                                                members=args.members))
         times["gbsbi"].append(time.perf_counter() - began)
         z_ref, seconds, steps, rhat = reference(law, log_likelihood, args.seed)
         times["reference"].append(seconds)

@@ -166,6 +166,10 @@ def summarise(records: list[dict], args: argparse.Namespace) -> None:
     if len(tempers) > 1:
         raise SystemExit(f"the records mix tempers {sorted(tempers)}: summarise each apart")
     args.temper = tempers.pop()
+    counts = {r.get("members", 0) for r in records}  # records before the option: every member
+    if len(counts) > 1:
+        raise SystemExit(f"the records mix --members {sorted(counts)}: summarise each apart")
+    args.members = counts.pop()
     table = {}
     for name in PARAMS:
         truth = np.array([scale(name, np.array(r["truth"][name])) for r in records])

@@ -129,8 +129,32 @@ def test_the_group_likelihood_of_the_first_member_is_the_single_model(trained):
     assert not np.allclose(scan_log_likelihood(pair, x, 2)(u), first, atol=1e-3)
     np.testing.assert_array_equal(scan_log_likelihood(pair, x, 2)(u),
                                   scan_log_likelihood(pair, x)(u))
-    with pytest.raises(GbsbiError, match="--members 3: the model .* has 2 member"):
-        scan_log_likelihood(pair, x, 3)
+    for bad in (3, -1):
+        with pytest.raises(GbsbiError, match=f"--members {bad}: must be 0 .* to 2"):
+            scan_log_likelihood(pair, x, bad)
+
+
+def test_a_group_of_the_first_member_is_the_single_models_group(trained):
+    """A group posterior with members=1 samples the single model's product: the same draws
+    at the same seed, bit for bit; with both members, other draws; the setting is stored."""
+    import h5py
+
+    from gbsbi.group import group_posterior
+    from gbsbi.group.config import GroupSettings
+    from gbsbi.inference import load_posterior
+
+    with h5py.File(trained["bank"], "r") as f:
+        C, temperature = f["C"][:3].astype(np.float64), f["temperature"][:3]
+
+    def draws(name: str, members: int):  # noqa: ANN202
+        data = group_posterior(load_posterior(trained["root"] / name), C, temperature,
+                               settings=GroupSettings(draws=200, members=members))
+        assert json.loads(data.posterior.attrs["settings"])["members"] == members
+        return data.posterior["D_scan"].values
+
+    first = draws("pair", 1)
+    np.testing.assert_array_equal(first, draws("single", 0))
+    assert not np.array_equal(first, draws("pair", 0))
 
 
 def alone(model, flow):

@@ -221,7 +221,7 @@ def _error(capsys, argv: list[str]) -> str:
     return err
 
 
-def test_a_group_at_one_temperature_or_sharing_data_is_refused(work, capsys):
+def test_a_group_at_one_temperature_or_sharing_data_is_refused(work, capsys, monkeypatch):
     from gbsbi.io.mapsfile import Maps, read_maps, write_maps
 
     maps = read_maps(work / "pseudo.h5")
@@ -238,9 +238,16 @@ def test_a_group_at_one_temperature_or_sharing_data_is_refused(work, capsys):
     err = _error(capsys, ["group", str(work / "model"), str(work / "twice.h5"), "--out",
                           str(work / "bad.nc"), "--include-flagged"])
     assert "share data" in err or "same map" in err
-    err = _error(capsys, ["group", str(work / "model"), str(work / "pseudo.h5"), "--out",
-                          str(work / "bad.nc"), "--members", "2"])
-    assert "--members 2" in err and "has 1 member(s)" in err  # train_model's default: one
+    import gbsbi.inference.data
+
+    def reached(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise GbsbiError("the maps were read before --members was checked")
+
+    with monkeypatch.context() as patch:  # the check comes before any work
+        patch.setattr(gbsbi.inference.data, "scan_inputs", reached)
+        err = _error(capsys, ["group", str(work / "model"), str(work / "pseudo.h5"), "--out",
+                              str(work / "bad.nc"), "--members", "2"])
+    assert "--members 2: must be 0" in err and "to 1, the member(s)" in err  # one member
     err = _error(capsys, ["group", str(work / "model"), str(work / "pseudo.h5"), "--out",
                           str(work / "bad.nc"), "--members", "-1"])
     assert "--members" in err

@@ -62,7 +62,9 @@ def group_posterior(posterior, maps: np.ndarray, temperature: np.ndarray,  # noq
                          settings)
     scans = np.array([f"scan {k}" for k in range(len(x))], dtype=object)
     return to_inference_data({"group": (model, draws, np.arange(len(x)))}, scans, temperature,
-                             np.full(len(x), "group", dtype=object), None, {"law": law})
+                             np.full(len(x), "group", dtype=object), None,
+                             {"law": law, "shared": ",".join(shared),
+                              "settings": json.dumps(settings.to_dict())})
 
 
 def to_inference_data(groups: dict[str, tuple[GroupModel, GroupDraws, np.ndarray]],

@@ -31,11 +31,11 @@ from gbsbi.inference.npe.predict import member_log_mass, mix
 
 def chosen_members(model: TrainedModel, first: int = 0) -> list[torch.nn.Module]:
     """The flows the likelihood mixes, in eval mode: an ensemble's first ``first`` members
-    (0: all); a one-line error where the model has fewer."""
+    (0: all); a one-line error where ``first`` is negative or the model has fewer."""
     flows = members(model)
-    if first > len(flows):
-        raise GbsbiError(f"--members {first}: the model {model.directory} has "
-                         f"{len(flows)} member(s)")
+    if not 0 <= first <= len(flows):
+        raise GbsbiError(f"--members {first}: must be 0 (every member) to "
+                         f"{len(flows)}, the member(s) of the model {model.directory}")
     return [flow.eval() for flow in flows[:first or None]]
 
 
