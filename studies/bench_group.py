@@ -88,14 +88,14 @@ def main() -> None:
     print(f"ArviZ's import and first diagnostics: {time.perf_counter() - began:.1f} s, once per "
           "process (not in the times below)", flush=True)
     times = {"gbsbi": [], "reference": []}
+    settings = GroupSettings(seed=args.seed, members=args.members)
     for g in range(args.groups):
         group = draw_group(model, GroupPrior(), rng, scans=args.scans)
         x = network_inputs(simulate(model, group, rng), group["temperature"],
                            model.spec.inputs)
-        law, log_likelihood = group["law"], scan_log_likelihood(model, x, args.members)
+        law, log_likelihood = group["law"], scan_log_likelihood(model, x, settings.members)
         began = time.perf_counter()
-        draws = sample_group(law, log_likelihood, GroupSettings(seed=args.seed,
-                                                                members=args.members))
+        draws = sample_group(law, log_likelihood, settings)
         times["gbsbi"].append(time.perf_counter() - began)
         z_ref, seconds, steps, rhat = reference(law, log_likelihood, args.seed)
         times["reference"].append(seconds)

@@ -124,11 +124,11 @@ def main() -> None:
             continue
         x = network_inputs(C, group["temperature"], model.spec.inputs)
         began = time.perf_counter()
-        draws = sample_group(group["law"], scan_log_likelihood(model, x, args.members),
+        draws = sample_group(group["law"], scan_log_likelihood(model, x, settings.members),
                              settings)
         seconds = time.perf_counter() - began
         values = group["law"].physical(draws.z.reshape(-1, group["law"].dim))
-        record = {"n": len(x), "temper": args.temper, "members": args.members,
+        record = {"n": len(x), "temper": settings.temper, "members": settings.members,
                   "seconds": seconds, "steps": draws.steps,
                   "rhat_max": float(np.nanmax(draws.rhat)), "truth": group["truth"],
                   "naive": naive(model, x, group["temperature"], prior.t_ref, args.seed)}
