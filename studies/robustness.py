@@ -226,9 +226,11 @@ def current(name: str, model_dir: Path, paths: dict, work: Path, done: dict) -> 
         done.pop(name, None)
 
 
-def score(model, x: np.ndarray, theta: np.ndarray, maps: np.ndarray | None,  # noqa: ANN001
-          temperature: np.ndarray, draws: int, seed: int) -> dict:
-    """Accuracy, coverage, flags and silent misses of a set with known theta."""
+def per_map(model, x: np.ndarray, theta: np.ndarray, maps: np.ndarray | None,  # noqa: ANN001
+            temperature: np.ndarray, draws: int, seed: int) -> dict:
+    """Each map's 90 % interval and posterior mean (on the prior's scale, shape (n, 3)),
+    whether it misses the truth (n, 3) and, where ``maps`` are given, its misspecification
+    tests (``tested``, None where the model has no reference)."""
     prior = model.spec.prior
     drawn = posterior_draws(model, x, draws, seed)  # (draws, n, 3)
     scaled, truth = prior.to_scale(drawn), prior.to_scale(theta)
@@ -238,20 +240,31 @@ def score(model, x: np.ndarray, theta: np.ndarray, maps: np.ndarray | None,  # n
     # it is no silent miss, and it has no estimate for RMSE and R^2
     drawn_ok = np.isfinite(mean).all(axis=1)
     miss = (truth < low) | (truth > high) | ~drawn_ok[:, None]
+    tested = (None if maps is None
+              else scan_tests(model, x, maps, temperature, drawn, seed))
+    return {"truth": truth, "mean": mean, "low": low, "high": high, "drawn_ok": drawn_ok,
+            "miss": miss, "tested": tested}
+
+
+def score(model, x: np.ndarray, theta: np.ndarray, maps: np.ndarray | None,  # noqa: ANN001
+          temperature: np.ndarray, draws: int, seed: int) -> dict:
+    """Accuracy, coverage, flags and silent misses of a set with known theta."""
+    prior = model.spec.prior
+    each = per_map(model, x, theta, maps, temperature, draws, seed)
+    drawn_ok, miss, truth, mean = each["drawn_ok"], each["miss"], each["truth"], each["mean"]
     out = {"n": len(x), "no_draws": int((~drawn_ok).sum()),
            "rmse": rmse(truth[drawn_ok], mean[drawn_ok]).tolist(),
            "r2": r2_score(truth[drawn_ok], mean[drawn_ok]).tolist(),
            "coverage_90": (~miss).mean(0).tolist(),
-           "width_90": ((high - low)[drawn_ok]
+           "width_90": ((each["high"] - each["low"])[drawn_ok]
                         / (prior.scale_bounds()[1] - prior.scale_bounds()[0])).mean(0).tolist()}
-    if maps is not None:
-        tested = scan_tests(model, x, maps, temperature, drawn, seed)
-        if tested is not None:
-            flags = tested.flagged
-            out["flag_rate"] = float(flags.mean())
-            out["silent_miss"] = (miss & ~flags[:, None]).mean(0).tolist()
-            out["flag_rate_by_test"] = {k: float((v < tested.alpha).mean())
-                                        for k, v in tested.tests.items()}
+    tested = each["tested"]
+    if tested is not None:
+        flags = tested.flagged
+        out["flag_rate"] = float(flags.mean())
+        out["silent_miss"] = (miss & ~flags[:, None]).mean(0).tolist()
+        out["flag_rate_by_test"] = {k: float((v < tested.alpha).mean())
+                                    for k, v in tested.tests.items()}
     return out
 
 

@@ -52,6 +52,20 @@ MODELLED = ("boundaries", "tilt", "static", "drift", "dropped", "grid")
 BEYOND = ("many-boundaries", "stretched", "ageing", "intermittent", "position-drift",
           "temperature-drift", "contrast-drift")
 SETS = IN_MODEL + MODELLED + BEYOND
+#: Each beyond-model set's effect strength, one number per map (0: no effect), in the unit of
+#: the departure the model carries for it (docs/model.md#dynamics), where it has one.
+STRENGTH = {
+    "stretched": "g, the bulk's exponent (the model's stretch)",
+    "ageing": "ln of the bulk rate's slowdown over the window, ln(1 + T_w / t_a) (the model's "
+              "rate drift |a|)",
+    "temperature-drift": "ln of the bulk rate's rise over the window, ln((1 + a/2) / (1 - a/2)) "
+                         "(the model's rate drift a)",
+    "position-drift": "T_w / tau_v, beam correlation lengths moved over the window (the "
+                      "model's wander w)",
+    "intermittent": "the decorrelation of all events, -m ln(1 - e) (the model's events x "
+                    "-ln(1 - event_fraction))",
+    "contrast-drift": "b, the contrast's relative change over the window (not carried)",
+}
 COUNTS, N_PIX, BETA = 0.05, 20_000, 0.2
 #: The in-model physics: a polycrystal with stationary dynamics.
 POLYCRYSTAL = SamplePrior(boundaries=(1, 4), length_spread=(0.0, 0.8), tilt=(0.3, 1.0),
@@ -80,47 +94,55 @@ def _nuisance(kind: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
             "drift": np.array([drift]), "dropped": np.array([dropped]), **sample}
 
 
-def _rate_integral(kind: str, gamma: float, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _rate_integral(kind: str, gamma: float, t: np.ndarray,
+                   rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """The bulk decay's exponent between frames, shape (T, T), for the sets whose bulk decay is
-    not exp(-gamma |t2 - t1|)."""
+    not exp(-gamma |t2 - t1|), and the effect's strength (STRENGTH)."""
     window = t[-1] - t[0]
     if kind == "stretched":
-        return (gamma * np.abs(t[:, None] - t[None, :])) ** rng.uniform(0.5, 1.5)
+        g = rng.uniform(0.5, 1.5)
+        return (gamma * np.abs(t[:, None] - t[None, :])) ** g, g
     if kind == "ageing":
         t_a = rng.uniform(0.2, 1.0) * window
-        g = gamma * t_a * np.log1p((t - t[0]) / t_a)
+        g, strength = gamma * t_a * np.log1p((t - t[0]) / t_a), np.log1p(window / t_a)
     else:  # temperature-drift: rate gamma (1 + a (t / T_w - 1/2))
         a, s = rng.uniform(-0.5, 0.5), (t - t[0]) / window
-        g = gamma * window * (s + a * (s**2 - s) / 2)
-    return np.abs(g[:, None] - g[None, :])
+        g, strength = gamma * window * (s + a * (s**2 - s) / 2), np.log((1 + a / 2) / (1 - a / 2))
+    return np.abs(g[:, None] - g[None, :]), float(strength)
 
 
-def _factor(kind: str, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The factor the whole F is multiplied by, shape (T, T)."""
+def _factor(kind: str, t: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """The factor the whole F is multiplied by, shape (T, T), and the effect's strength
+    (STRENGTH)."""
     window = t[-1] - t[0]
     if kind == "position-drift":
-        return np.exp(-((t[:, None] - t[None, :]) / (rng.uniform(1.0, 3.0) * window)) ** 2)
+        tau_v = rng.uniform(1.0, 3.0) * window
+        return np.exp(-((t[:, None] - t[None, :]) / tau_v) ** 2), float(window / tau_v)
     events = np.sort(rng.uniform(t[0], t[-1], rng.poisson(3)))  # intermittent
     segment = np.searchsorted(events, t)
-    return (1 - rng.uniform(0.2, 0.5)) ** np.abs(segment[:, None] - segment[None, :])
+    kept = 1 - rng.uniform(0.2, 0.5)
+    return kept ** np.abs(segment[:, None] - segment[None, :]), float(-len(events) * np.log(kept))
 
 
 def _map(kind: str, theta: np.ndarray, temperature: float, base: ExperimentConfig,
-         rng: np.random.Generator) -> np.ndarray:
+         rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """One map of set ``kind`` and its effect's strength (STRENGTH; NaN for the sets without
+    one)."""
     config = replace(base, n_frames=200) if kind == "grid" else base
     nuisance = _nuisance(kind, rng)
     if kind in IN_MODEL + MODELLED or kind == "many-boundaries":
         return measured_maps(theta[None], np.array([temperature]), config, nuisance, "exact",
-                             MeasurementPrior(), rng)["C"][0]
+                             MeasurementPrior(), rng)["C"][0], np.nan
     real, imag = sample_parts(theta[None], np.array([temperature]), config, nuisance, rng)
     F = (real[0] + 1j * imag[0]).astype(np.complex128)
     if kind in ("stretched", "ageing", "temperature-drift"):  # replace the bulk term
         moving = (1 - nuisance.get("static", np.zeros(1))[0]) * (1 - theta[2])
         plain = bulk_correlation(theta[None, 0], config)[0].astype(np.float64)
-        F += moving * (np.exp(-_rate_integral(kind, theta[0] * config.q**2, config.t, rng))
-                       - plain)
+        exponent, strength = _rate_integral(kind, theta[0] * config.q**2, config.t, rng)
+        F += moving * (np.exp(-exponent) - plain)
     elif kind in ("intermittent", "position-drift"):
-        F *= _factor(kind, config.t, rng)
+        factor, strength = _factor(kind, config.t, rng)
+        F *= factor
     elif kind != "contrast-drift":
         raise ValueError(f"unknown set {kind!r}")
     setting = MeasurementPrior().setting(COUNTS, N_PIX, BETA, nuisance["drift"][0],
@@ -128,14 +150,21 @@ def _map(kind: str, theta: np.ndarray, temperature: float, base: ExperimentConfi
     C = measure(F, setting, rng).C
     if kind == "contrast-drift":
         t = config.t
-        g = 1 + rng.uniform(-0.5, 0.5) * ((t - t[0]) / (t[-1] - t[0]) - 0.5)
+        strength = rng.uniform(-0.5, 0.5)
+        g = 1 + strength * ((t - t[0]) / (t[-1] - t[0]) - 0.5)
         C = 1 + np.outer(g, g) * (C - 1)
-    return C
+    return C, float(strength)
 
 
 def simulate_set(kind: str, n: int, seed: int) -> Maps:
     """n maps of one set (module docstring), each with its own theta and T from the prior;
     maps of the ``grid`` set are binned to the model's 128 frames."""
+    return simulate_set_with_strength(kind, n, seed)[0]
+
+
+def simulate_set_with_strength(kind: str, n: int, seed: int) -> tuple[Maps, np.ndarray]:
+    """The maps of :func:`simulate_set` (the same bytes) and each map's effect strength,
+    shape (n,) (STRENGTH; NaN for the sets without one)."""
     from gbsbi.io.resample import resample
 
     if kind not in SETS:
@@ -143,12 +172,13 @@ def simulate_set(kind: str, n: int, seed: int) -> Maps:
     rng = np.random.default_rng(np.random.SeedSequence([seed, SETS.index(kind)]))
     base, prior = ExperimentConfig(), Prior()
     theta, temperature = prior.sample(n, rng)
-    maps = []
+    maps, strength = [], np.full(n, np.nan)
     for k in range(n):
-        C = np.asarray(_map(kind, theta[k], float(temperature[k]), base, rng), np.float64)
+        C, strength[k] = _map(kind, theta[k], float(temperature[k]), base, rng)
+        C = np.asarray(C, np.float64)
         if C.shape[-1] != base.n_frames:
             C = resample(C[None], base.n_frames)[0][0]
         maps.append(C.astype(np.float32))
     names = np.array([f"{kind}-{k + 1}" for k in range(n)])
     return Maps(np.stack(maps), base.t, temperature, np.full(n, base.q), scan=names,
-                group=np.full(n, kind), theta=theta)
+                group=np.full(n, kind), theta=theta), strength
