@@ -92,6 +92,8 @@ def describe(setup: Setup) -> dict:
                                         "(uniform)",
                 "sample.departure_share": "share of the maps that carry the dynamics' "
                                           "departures (stretch, rate_drift, wander, events)",
+                "sample.departure_draw": "together: a map carries all four departures or "
+                                         "none; each: each on by itself with that share",
             },
         },
         "constants": {"k_B_J_per_K": K_B},

@@ -307,15 +307,20 @@ def _uniform(bounds: tuple[float, float], n: int, rng: np.random.Generator) -> n
 
 #: The value of each continuous departure of the dynamics that is no departure (g, a, w).
 NO_DEPARTURE = {"stretch": 1.0, "rate_drift": 0.0, "wander": 0.0}
+#: The four departures of the dynamics, each switched on or off as one.
+DEPARTURES = (*NO_DEPARTURE, "events")
+#: How a share of the maps carries the departures (SamplePrior.departure_draw).
+DEPARTURE_DRAWS = ("together", "each")
 
 
-def _stationary(draws: dict[str, np.ndarray], off: np.ndarray) -> None:
-    """Set the dynamics' departures of the maps where ``off`` (n,) to the stationary model's
+def _stationary(draws: dict[str, np.ndarray], off: np.ndarray,
+                keys: tuple[str, ...] = DEPARTURES) -> None:
+    """Set the departures ``keys`` of the maps where ``off`` (n,) to the stationary model's
     values, in place."""
     for key, value in NO_DEPARTURE.items():
-        if key in draws:
+        if key in keys and key in draws:
             draws[key][off] = value
-    if "events" in draws:
+    if "events" in keys and "events" in draws:
         draws["events"][off] = np.nan
         draws["event_count"][off] = 0
 
@@ -493,6 +498,10 @@ class SamplePrior:
             no events); 1: every map. A share below 1 puts that part of the prior's mass on
             the departures and the rest on the model's own dynamics (a spike and a slab).
             Ignored (1) when every departure is off.
+        departure_draw: ``together``: a map carries the four departures or none, with
+            probability ``departure_share``; ``each``: each departure (the stretch, the rate
+            drift, the wander, the events) is on with that probability, independently of the
+            others, so a map may carry one of them alone.
 
     The defaults: K in 1-4, s in 0-0.8, cos(phi) in 0.3-1, f in 0-0.3, and 5 % of the maps
     carry the departures at g in 0.5-1.5, a in -1 to 1, w in 0-1 and 0-3 events per window:
@@ -514,6 +523,7 @@ class SamplePrior:
     events: tuple[float, float] = (0.0, 3.0)
     event_fraction: tuple[float, float] = (0.2, 0.5)
     departure_share: float = 0.05
+    departure_draw: str = "together"
 
     def __post_init__(self) -> None:
         try:
@@ -553,6 +563,9 @@ class SamplePrior:
             raise ConfigError(f"sample departure_share must be in (0, 1], got "
                               f"{self.departure_share!r}")
         object.__setattr__(self, "departure_share", 1.0 if self.stationary else share)
+        if self.departure_draw not in DEPARTURE_DRAWS:
+            raise ConfigError(f"sample departure_draw must be one of "
+                              f"{', '.join(DEPARTURE_DRAWS)}, got {self.departure_draw!r}")
 
     @property
     def single(self) -> bool:
@@ -600,7 +613,12 @@ class SamplePrior:
             out |= {"events": times, "event_count": (~np.isnan(times)).sum(axis=1),
                     "event_fraction": _uniform(self.event_fraction, n, rng)}
         if self.departure_share < 1:  # drawn last: a share of 1 draws the same bytes as before
-            _stationary(out, rng.random(n) >= self.departure_share)
+            if self.departure_draw == "together":
+                _stationary(out, rng.random(n) >= self.departure_share)
+            else:  # one switch per departure, in the order of DEPARTURES
+                off = rng.random((n, len(DEPARTURES))) >= self.departure_share
+                for j, key in enumerate(DEPARTURES):
+                    _stationary(out, off[:, j], (key,))
         return out
 
     def to_dict(self) -> dict:
@@ -610,6 +628,8 @@ class SamplePrior:
         out = dataclasses.asdict(self)
         if self.departure_share == 1:  # as before the share existed: the same hashes
             del out["departure_share"]
+        if self.departure_share == 1 or self.departure_draw == "together":  # as before it
+            del out["departure_draw"]
         return out
 
     @classmethod

@@ -34,6 +34,10 @@ exact photon counting):
   their full ranges and the rest the stationary dynamics (SHARED, ``sample.departure_share``):
   does a prior with most of its mass on the model's own dynamics keep more of the sharpness
   per unit of honesty than halving the ranges (mild)?
+- ``aged-eachNN+nnpe-x3`` (NN = 2.5 or 5): as ``aged-broadNN``, but each of the four
+  departures is on by itself on NN % of the maps, independently of the others (EACH,
+  ``sample.departure_draw`` each): the shifted sets carry one effect each, a corner of the
+  four-at-once slab; does prior mass on single departures cover them?
 
 For each estimator and set: RMSE and R^2 of the posterior mean, 90 % coverage, the flag rate
 (misspecification p < 0.05, docs/validation.md) and the silent-miss rate per parameter (the 90 %
@@ -110,7 +114,12 @@ ONE_DEPARTURE = {"aged-wander": replace(POLYCRYSTAL, wander=BROAD.wander),
 #: ``aged-broadNN+nnpe``, NN the share in percent), the rest stationary, on the default prior
 #: with ages: a prior whose mass sits mostly on the model's own dynamics.
 SHARED = {f"aged-broad{p}": replace(BROAD, departure_share=p / 100) for p in (5, 10, 25, 50)}
-OWN_BANKS = {**ONE_DEPARTURE, **SHARED}
+#: BROAD's departures each on by itself on a share of the maps (``departure_draw`` each; the
+#: banks of ``aged-eachNN+nnpe``): single departures, which the shifted sets carry, get prior
+#: mass of their own instead of a corner of the four-at-once slab.
+EACH = {f"aged-each{p:g}": replace(BROAD, departure_share=p / 100, departure_draw="each")
+        for p in (2.5, 5)}
+OWN_BANKS = {**ONE_DEPARTURE, **SHARED, **EACH}
 
 
 def bank_of(name: str) -> str:

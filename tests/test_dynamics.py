@@ -144,11 +144,36 @@ def test_a_share_of_the_maps_carries_the_departures_the_rest_the_model():
     assert SamplePrior().departure_share == 0.05
 
 
+def test_each_departure_can_be_switched_on_by_itself():
+    """departure_draw each: every departure is on with probability p, independently of the
+    others; the values of those on are the share-1 prior's bytes. 20,000 maps at p = 0.3: each
+    rate's sd is 0.0032 and that of the joint rate of two (0.09) 0.002; the bounds are over 4
+    sd. The events' switch is seen through the count, which is 0 for some maps with events on
+    (a Poisson count of a mean in 0-3), so only its upper bound is tested."""
+    broad = SamplePrior(departure_share=1.0)
+    each = SamplePrior(**{**broad.to_dict(), "departure_share": 0.3, "departure_draw": "each"})
+    every, some = (prior.sample(20000, np.random.default_rng(8)) for prior in (broad, each))
+    on = {"stretch": some["stretch"] != 1, "rate_drift": some["rate_drift"] != 0,
+          "wander": some["wander"] != 0}
+    for key, kept in on.items():
+        assert abs(kept.mean() - 0.3) < 0.015, key
+        np.testing.assert_array_equal(every[key][kept], some[key][kept])
+    assert abs((on["stretch"] & on["wander"]).mean() - 0.09) < 0.01  # independent switches
+    alone = on["stretch"] & ~on["rate_drift"] & ~on["wander"] & (some["event_count"] == 0)
+    assert alone.mean() > 0.3 * 0.7**3 - 0.015  # a stretch by itself: at least this often
+    assert (some["event_count"] > 0).mean() < 0.3
+    # "together" is the default and is not recorded, so earlier hashes stand
+    assert "departure_draw" not in SamplePrior().to_dict()
+    assert SamplePrior.from_dict(each.to_dict()) == each
+    assert SamplePrior.from_record(broad.to_dict()).departure_draw == "together"
+
+
 @pytest.mark.parametrize("bad", [dict(stretch=(0.5, 2.5)), dict(stretch=(0.0, 1.0)),
                                  dict(rate_drift=(0.5, -0.5)), dict(wander=(-1.0, 0.0)),
                                  dict(event_fraction=(0.2, 1.0)),
                                  dict(stretch=(0.5, 1.5), departure_share=0.0),
-                                 dict(stretch=(0.5, 1.5), departure_share=1.2)])
+                                 dict(stretch=(0.5, 1.5), departure_share=1.2),
+                                 dict(departure_draw="apart")])
 def test_bad_dynamics_ranges_are_config_errors(bad):
     with pytest.raises(ConfigError):
         SamplePrior(**bad)
