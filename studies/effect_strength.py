@@ -39,6 +39,7 @@ from gbsbi.inference.data import scan_inputs  # noqa: E402
 from gbsbi.inference.model import load_model  # noqa: E402
 from gbsbi.io.mapsfile import write_maps  # noqa: E402
 from gbsbi.workers import ignore_ctrl_c  # noqa: E402
+from simulators.config import SamplePrior  # noqa: E402
 
 TARGET = 0.15  # issue 14's bound on the silent-miss rate
 #: Other readings of the truth of D for the ageing set, whose rate D q^2 / (1 + t / t_a) slows
@@ -50,19 +51,21 @@ CONVENTIONS = {"ageing": {"mid-window": lambda s: 1 / (1 + np.expm1(s) / 2),
                           "window mean": lambda s: s / np.expm1(s)}}
 
 
-def carried(kind: str, sample: dict) -> tuple[float, float] | None:
+def carried(kind: str, sample: SamplePrior) -> tuple[float, float] | None:
     """The strengths of set ``kind`` that the model's sample prior carries as a departure
     (STRENGTH's units), None where it carries none."""
+    if sample.stationary:
+        return None
     if kind == "stretched":
-        return tuple(sample["stretch"])
+        return sample.stretch
     if kind == "ageing":  # a slowdown is a negative rate drift
-        return 0.0, max(0.0, -sample["rate_drift"][0])
+        return 0.0, max(0.0, -sample.rate_drift[0])
     if kind == "temperature-drift":
-        return tuple(sample["rate_drift"])
+        return sample.rate_drift
     if kind == "position-drift":
-        return tuple(sample["wander"])
+        return sample.wander
     if kind == "intermittent":  # the mean count at its largest, each event at its strongest
-        return 0.0, sample["events"][1] * -np.log1p(-sample["event_fraction"][1])
+        return 0.0, sample.events[1] * -float(np.log1p(-sample.event_fraction[1]))
     return None
 
 
@@ -105,8 +108,11 @@ def scored(model, paths: dict, draws: int, seed: int) -> list[dict]:  # noqa: AN
         if tested is None:
             raise SystemExit(f"{path}: the model has no misspecification reference; fit one "
                              "first (gbsbi train fits it)")
-        other = {name: factor(strength) * scans.maps.theta[:, 0]
-                 for name, factor in CONVENTIONS.get(kind, {}).items()}
+        other = {}
+        for name, factor in CONVENTIONS.get(kind, {}).items():
+            theta = scans.maps.theta.copy()
+            theta[:, 0] *= factor(strength)
+            other[name] = model.spec.prior.to_scale(theta)[:, 0]  # the interval's scale
         for k in range(len(strength)):
             by_convention = {name: bool(not each["low"][k, 0] <= d[k] <= each["high"][k, 0])
                              for name, d in other.items()}
@@ -239,12 +245,13 @@ def main() -> None:
     start = time.perf_counter()
     records = scored(model, paths, args.draws, args.seed)
     print(f"scored {len(records)} maps in {time.perf_counter() - start:.0f} s", flush=True)
-    summary = {kind: {"carried": carried(kind, model.meta["sample"]),
+    summary = {kind: {"carried": carried(kind, model.spec.sample),
                       **binned(records, kind, args.bins)} for kind in kinds}
     args.results.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) for k, v in vars(args).items()}
     (args.results / "effect_strength.json").write_text(json.dumps(
-        {"settings": settings, "model": {k: model.meta.get(k) for k in ("bank", "sample")},
+        {"settings": settings, "model": {"bank": model.meta.get("bank"),
+                                         "sample": model.spec.sample.to_dict()},
          "strength": {k: STRENGTH[k] for k in kinds}, "summary": summary,
          "maps": records}, indent=1))
     text = table(summary, args.model.name)

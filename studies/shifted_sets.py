@@ -64,7 +64,9 @@ STRENGTH = {
                       "model's wander w)",
     "intermittent": "the decorrelation of all events, -m ln(1 - e) (the model's events x "
                     "-ln(1 - event_fraction))",
-    "contrast-drift": "b, the contrast's relative change over the window (not carried)",
+    "contrast-drift": "b, the slope of g(t) = 1 + b (t / T_w - 1/2), which multiplies C - 1 by "
+                      "g(t1) g(t2): the contrast changes by ((1 + b/2) / (1 - b/2))^2 over the "
+                      "window (not carried)",
 }
 COUNTS, N_PIX, BETA = 0.05, 20_000, 0.2
 #: The in-model physics: a polycrystal with stationary dynamics.
@@ -121,7 +123,7 @@ def _factor(kind: str, t: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     events = np.sort(rng.uniform(t[0], t[-1], rng.poisson(3)))  # intermittent
     segment = np.searchsorted(events, t)
     kept = 1 - rng.uniform(0.2, 0.5)
-    return kept ** np.abs(segment[:, None] - segment[None, :]), float(-len(events) * np.log(kept))
+    return kept ** np.abs(segment[:, None] - segment[None, :]), float(len(events) * -np.log(kept))
 
 
 def _map(kind: str, theta: np.ndarray, temperature: float, base: ExperimentConfig,
