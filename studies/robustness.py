@@ -398,19 +398,21 @@ def figure(results: dict, path: Path) -> None:
 
     plt = pyplot()
     kinds = ("held-out", *SETS)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), constrained_layout=True, sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.5), layout="constrained", sharey=True)
+    colours = plt.get_cmap("tab20").colors  # one colour per estimator (up to 20)
+    step = 0.8 / max(len(results), 1)  # each set's estimators side by side within its tick
     for k, (ax, param) in enumerate(zip(axes, PARAMS, strict=True)):
         for j, (name, per_set) in enumerate(results.items()):
             values = [per_set[kind].get("silent_miss", [np.nan] * 3)[k] for kind in kinds]
-            ax.plot(np.arange(len(kinds)) + 0.08 * (j - len(results) / 2), values, "o",
-                    label=name)
+            ax.plot(np.arange(len(kinds)) + step * (j - (len(results) - 1) / 2), values,
+                    "os^"[j // 20 % 3], ms=4, color=colours[j % 20], label=name)
         ax.axhline(0.15, color="C3", ls="--", lw=1, label="target 0.15")
         ax.axhline(0.095, color="0.5", ls=":", lw=1, label="calibrated, unflagged (0.095)")
         ax.set_xticks(np.arange(len(kinds)))
         ax.set_xticklabels(kinds, rotation=60, ha="right", fontsize=8)
         ax.set_title(f"silent misses of {param}", fontsize=10)
     axes[0].set_ylabel("share of maps: 90 % interval misses, scan not flagged")
-    axes[-1].legend(fontsize=7)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=7)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
