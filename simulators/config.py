@@ -566,6 +566,8 @@ class SamplePrior:
         if self.departure_draw not in DEPARTURE_DRAWS:
             raise ConfigError(f"sample departure_draw must be one of "
                               f"{', '.join(DEPARTURE_DRAWS)}, got {self.departure_draw!r}")
+        if self.departure_share == 1:  # every map carries every departure: nothing to draw
+            object.__setattr__(self, "departure_draw", "together")
 
     @property
     def single(self) -> bool:
@@ -628,7 +630,7 @@ class SamplePrior:
         out = dataclasses.asdict(self)
         if self.departure_share == 1:  # as before the share existed: the same hashes
             del out["departure_share"]
-        if self.departure_share == 1 or self.departure_draw == "together":  # as before it
+        if self.departure_draw == "together":  # as before it existed: the same hashes
             del out["departure_draw"]
         return out
 

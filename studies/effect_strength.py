@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -70,8 +69,11 @@ def carried(kind: str, sample: SamplePrior) -> tuple[float, float] | None:
 
 
 def _simulate(job: tuple[str, int, int, str]) -> str:
+    from threadpoolctl import threadpool_limits
+
     kind, seed, n, out = job
-    maps, strength = simulate_set_with_strength(kind, n, seed)
+    with threadpool_limits(1):  # one core per worker, as the bank's workers
+        maps, strength = simulate_set_with_strength(kind, n, seed)
     write_maps(Path(out), maps)
     np.save(Path(out).with_suffix(".strength.npy"), strength)
     return out
@@ -88,7 +90,6 @@ def simulated(work: Path, kinds: list[str], draws_of: list[tuple[int, int]],
             if not paths[kind, seed].with_suffix(".strength.npy").exists()]
     if jobs:
         start = time.perf_counter()
-        os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker
         with ProcessPoolExecutor(workers, initializer=ignore_ctrl_c) as pool:
             for done in pool.map(_simulate, jobs):
                 print(f"simulated {Path(done).name} ({time.perf_counter() - start:.0f} s)",
@@ -108,6 +109,7 @@ def scored(model, paths: dict, draws: int, seed: int) -> list[dict]:  # noqa: AN
         if tested is None:
             raise SystemExit(f"{path}: the model has no misspecification reference; fit one "
                              "first (gbsbi train fits it)")
+        flagged = tested.flagged
         other = {}
         for name, factor in CONVENTIONS.get(kind, {}).items():
             theta = scans.maps.theta.copy()
@@ -120,7 +122,7 @@ def scored(model, paths: dict, draws: int, seed: int) -> list[dict]:  # noqa: AN
                 "set": kind, "seed": set_seed, "map": str(scans.maps.scan[k]),
                 "strength": float(strength[k]), "theta": scans.maps.theta[k].tolist(),
                 "low": each["low"][k].tolist(), "high": each["high"][k].tolist(),
-                "missed": each["miss"][k].tolist(), "flagged": bool(tested.flagged[k]),
+                "missed": each["miss"][k].tolist(), "flagged": bool(flagged[k]),
                 "p": float(tested.p[k]),
                 **({"missed_D_if_truth_is": by_convention} if by_convention else {})})
     return records
