@@ -15,8 +15,11 @@ likelihoods (:func:`gbsbi.inference.npe.likelihood.scan_log_likelihood`):
 
 Prints each group's seconds, steps, largest R-hat and the 5 / 50 / 95 % quantiles of Ea from
 both (the same posterior), then the median time of each and the line ``reference/gbsbi time:
-R``. ArviZ's import and first use, paid once per process by ``gbsbi group`` and by both
-samplers, is timed apart before the groups. Torch uses ``--threads`` threads (default 1: run
+R``. Before the groups, the time of one likelihood call (16 walkers, the first group's scans:
+what each of the sampler's calls evaluates) with the members in one pass and member by
+member (:func:`scan_log_likelihood`'s ``one_pass``), the median of 5 rounds of 100 calls.
+ArviZ's import and first use, paid once per process by ``gbsbi group`` and by both samplers,
+is timed apart before the groups. Torch uses ``--threads`` threads (default 1: run
 it pinned with taskset, or on an idle machine with 2).
 
 Usage: python studies/bench_group.py --model MODEL_DIR [--groups 3] [--scans 8] [--seed 0]
@@ -65,6 +68,26 @@ def reference(law, log_likelihood, seed: int) -> tuple[np.ndarray, float, int, f
             float(result.rhat.max()))
 
 
+def time_calls(model, scans: int, members: int, rng: np.random.Generator) -> None:  # noqa: ANN001
+    """Prints the milliseconds of one likelihood call, members in one pass and one by one."""
+    group = draw_group(model, GroupPrior(), rng, scans=scans)
+    x = network_inputs(simulate(model, group, rng), group["temperature"], model.spec.inputs)
+    u = rng.random((16, scans, 3))
+    ms = {}
+    for one_pass in (True, False):
+        log_likelihood = scan_log_likelihood(model, x, members, one_pass=one_pass)
+        log_likelihood(u)
+        rounds = []
+        for _ in range(5):
+            began = time.perf_counter()
+            for _ in range(100):
+                log_likelihood(u)
+            rounds.append((time.perf_counter() - began) * 10)
+        ms[one_pass] = float(np.median(rounds))
+    print(f"one likelihood call (16 walkers, {scans} scans): {ms[True]:.1f} ms in one pass, "
+          f"{ms[False]:.1f} ms member by member (ratio {ms[False] / ms[True]:.2f})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -89,6 +112,7 @@ def main() -> None:
           "process (not in the times below)", flush=True)
     times = {"gbsbi": [], "reference": []}
     settings = GroupSettings(seed=args.seed, members=args.members)
+    time_calls(model, args.scans, settings.members, np.random.default_rng(args.seed))
     for g in range(args.groups):
         group = draw_group(model, GroupPrior(), rng, scans=args.scans)
         x = network_inputs(simulate(model, group, rng), group["temperature"],

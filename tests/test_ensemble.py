@@ -134,6 +134,62 @@ def test_the_group_likelihood_of_the_first_member_is_the_single_model(trained):
             scan_log_likelihood(pair, x, bad)
 
 
+def test_the_members_in_one_pass_are_the_members_one_by_one(trained):
+    """The group likelihood evaluates an ensemble's NSF members in one pass
+    (gbsbi.inference.npe.fused): each member's log q as its own flow gives it, at many
+    parameter vectors of several scans. float32 throughout; the pass adds the features' terms
+    of the first layer apart and multiplies in another order, so the values agree to float32
+    rounding of numbers of order 10, not to the bit. A flow of another architecture (MAF) is
+    not fused: the likelihood goes member by member."""
+    from gbsbi.inference.config import FlowConfig
+    from gbsbi.inference.flow import build_flow
+    from gbsbi.inference.npe.fused import FusedEnsemble, _spline
+
+    model = load_model(trained["root"] / "pair")
+    flows = [flow.eval() for flow in members(model)]
+    x = torch.as_tensor(bank_inputs(trained["bank"], model.spec.inputs).x[:5])
+    u = torch.as_tensor(np.random.default_rng(1).random((7, 5, 3)), dtype=torch.float32)
+    with torch.no_grad():
+        features = torch.stack([parts(flow).embedding(x) for flow in flows])
+        fused = FusedEnsemble.of(flows, features)
+        assert fused is not None
+        expected = torch.stack([
+            log_prob_given(flow, u.reshape(-1, 3), f.repeat(7, 1)).view(7, 5)
+            for flow, f in zip(flows, features, strict=True)])
+        got = fused(u)
+        assert got.shape == (2, 7, 5)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
+        # one member alone, as `--members 1` and a single model evaluate it
+        torch.testing.assert_close(FusedEnsemble.of(flows[:1], features[:1])(u), expected[:1],
+                                   rtol=1e-5, atol=1e-4)
+        maf = build_flow(parts(flows[0]).embedding, FlowConfig(model="maf"), u.reshape(-1, 3),
+                         x[:1].expand(35, -1))
+        assert FusedEnsemble.of([maf.eval()], features[:1]) is None
+        # the spline with its inputs outside [-B, B] set aside and put back, not masked:
+        # nflows' own values inside and outside (the tails: the identity, log|det| 0). The same
+        # arithmetic on another layout of the inputs: equal to a few float32 ulp (1-2 seen),
+        # hence rtol 1e-6 on values of order 1-10, not to the bit
+        layer = parts(flows[0]).transform._transforms[1]
+        generator = torch.Generator().manual_seed(2)
+        inputs = 2 * layer.tail_bound * torch.randn(384, 2, generator=generator)
+        params = torch.randn(384, 2 * (3 * layer.num_bins - 1), generator=generator)
+        outside = inputs.abs() > layer.tail_bound
+        assert outside.any() and (~outside).any()
+        got = _spline(layer, inputs, params.clone())
+        expected = layer._coupling_transform_forward(inputs, params.clone())
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+        assert torch.equal(got[0][outside], inputs[outside])
+        both = outside.all(-1)  # rows wholly in the tails: log|det| 0
+        assert both.any() and torch.equal(got[1][both], torch.zeros(int(both.sum())))
+        inputs[0, 0] = float("nan")  # a NaN stays a NaN (nflows: NaN), not an error
+        assert torch.isnan(_spline(layer, inputs, params.clone())[0][0, 0])
+    # member by member (the reference, and the way of any other architecture): the same values
+    x = x.numpy()
+    np.testing.assert_allclose(scan_log_likelihood(model, x, one_pass=False)(u.double().numpy()),
+                               scan_log_likelihood(model, x)(u.double().numpy()), rtol=1e-5,
+                               atol=1e-4)
+
+
 def test_a_group_of_the_first_member_is_the_single_models_group(trained):
     """A group posterior with members=1 samples the single model's product: the same draws
     at the same seed, bit for bit; with both members, other draws; the setting is stored."""

@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "#group-posteriors)")
     p.add_argument("--members", type=nonnegative_int, default=settings.members, metavar="K",
                    help="mix only the first K members of an ensemble in each scan's "
-                   "likelihood (default 0: all); 1 is about three times faster than the "
+                   "likelihood (default 0: all); 1 is about 1.7 times faster than the "
                    "default ensemble of three, calibrated in studies/results/"
                    "group_calibration.md")
     p.add_argument("--include-flagged", action="store_true",

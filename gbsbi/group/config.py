@@ -53,8 +53,8 @@ class GroupSettings:
         check_every: steps between checks.
         seed: seeds the start and emcee.
         members: the ensemble members each scan's likelihood mixes, the first ones (0: all
-            of them). Every member costs one flow evaluation per call, so 1 is about three
-            times faster than the default ensemble of three, and calibrated on its own
+            of them). The members run in one pass per call, so 1 is about 1.7 times faster
+            than the default ensemble of three, and calibrated on its own
             (studies/results/group_calibration.md).
         temper: lambda, the power of each scan's likelihood in the product (1: the product
             itself). 0.65 by default: the product of learned posteriors is overconfident
