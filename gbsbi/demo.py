@@ -110,7 +110,7 @@ def _trust(out: Path, size: DemoSize, seed: int) -> None:
     from gbsbi.group.config import GroupSettings
     from gbsbi.group.files import group_to_files
     from gbsbi.validation.check import check_to_files
-    from gbsbi.validation.ppc import ppc_to_files
+    from gbsbi.validation.ppc_files import ppc_to_files
     from gbsbi.validation.report import write_report
 
     model, pseudo, posteriors = (out / n for n in

@@ -38,6 +38,9 @@ exact photon counting):
   departures is on by itself on NN % of the maps, independently of the others (EACH,
   ``sample.departure_draw`` each): the shifted sets carry one effect each, a corner of the
   four-at-once slab; does prior mass on single departures cover them?
+- ``aged-broad5+nnpe-SD-x3`` (SD = 0.45 or 0.6): the default (``aged-broad5+nnpe-x3``) with
+  noise of sd SD instead of 0.3: does more input noise spend the default's R^2 headroom on
+  honesty beyond the model?
 
 For each estimator and set: RMSE and R^2 of the posterior mean, 90 % coverage, the flag rate
 (misspecification p < 0.05, docs/validation.md) and the silent-miss rate per parameter (the 90 %
@@ -204,8 +207,8 @@ def train(name: str, work: Path, paths: dict, sets_: dict, epochs: int, mmd: flo
     if name == "npe-rs":
         training, estimator = settings(base, True, 0.0, 0.0, mmd, 0.0, members=1)
     else:
-        sd = re.search(r"nnpe-([0-9.]+)$", name)
-        if sd:  # nnpe-0.6: noise augmentation of that sd
+        sd = re.search(r"nnpe-([0-9.]+)(-x[0-9]+)?$", name)
+        if sd:  # nnpe-0.6 (or nnpe-0.6-x3, an ensemble): noise augmentation of that sd
             noise = float(sd.group(1))
         training, estimator = settings(base, adapted, augment_noise=noise if "nnpe" in name
                                        else 0.0, members=members(name))

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gbsbi.validation.ppc import ppc_to_files
+    from gbsbi.validation.ppc_files import ppc_to_files
 
     ppc_to_files(args.model, args.maps, args.posteriors, args.out, draws=args.draws,
                  scans=args.scans, seed=args.seed, overwrite=args.overwrite)
