@@ -195,6 +195,13 @@ def members(name: str) -> int:
     return int(k) if base and k.isdigit() else 1
 
 
+def noise_of(name: str, noise: float) -> float:
+    """The input noise's sd of estimator ``name``: that its name gives (``nnpe-0.6``, or
+    ``nnpe-0.6-x3`` for an ensemble), else ``noise`` for an nnpe estimator and 0 for others."""
+    sd = re.search(r"nnpe-([0-9.]+)(-x[0-9]+)?$", name)
+    return float(sd.group(1)) if sd else noise if "nnpe" in name else 0.0
+
+
 def train(name: str, work: Path, paths: dict, sets_: dict, epochs: int, mmd: float,
           noise: float) -> Path:
     """The estimator ``name``'s model directory, trained if it is not there."""
@@ -207,11 +214,8 @@ def train(name: str, work: Path, paths: dict, sets_: dict, epochs: int, mmd: flo
     if name == "npe-rs":
         training, estimator = settings(base, True, 0.0, 0.0, mmd, 0.0, members=1)
     else:
-        sd = re.search(r"nnpe-([0-9.]+)(-x[0-9]+)?$", name)
-        if sd:  # nnpe-0.6 (or nnpe-0.6-x3, an ensemble): noise augmentation of that sd
-            noise = float(sd.group(1))
-        training, estimator = settings(base, adapted, augment_noise=noise if "nnpe" in name
-                                       else 0.0, members=members(name))
+        training, estimator = settings(base, adapted, augment_noise=noise_of(name, noise),
+                                       members=members(name))
     bank = paths[bank_of(name)]
     start = time.perf_counter()
     train_model(bank, out, training, estimator,
@@ -481,7 +485,8 @@ def main() -> None:
         if name not in done:
             start = time.perf_counter()
             done[name] = {"scored_with": SCORED_WITH,
-                          "settings": {k: str(v) for k, v in vars(args).items()},
+                          "settings": {**{k: str(v) for k, v in vars(args).items()},
+                                       "augment_noise": str(noise_of(name, args.augment_noise))},
                           **evaluate(name, model, paths, sets_, args.n_flag, args.draws,
                                      args.seed, args.work)}
             store.write_text(json.dumps(done, indent=1))
