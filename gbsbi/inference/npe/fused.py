@@ -118,8 +118,9 @@ def _coupling(layers: list[PiecewiseRationalQuadraticCouplingTransform],
     """The layer of every member, for the features f_k of the n scans, shape (K, n, F)."""
     first = layers[0]
     nets = [layer.transform_net for layer in layers]
+    # (equal shapes and block counts: FusedEnsemble.of has compared every weight)
     if (not all(isinstance(net, ResidualNet) and net.context_features is not None
-                    and len(net.blocks) == len(nets[0].blocks) for net in nets)
+                for net in nets)
             or any(layer.unconditional_transform is not None for layer in layers)
             or any(block.use_batch_norm or block.activation not in (F.relu, torch.relu)
                    for net in nets for block in net.blocks)
@@ -154,8 +155,7 @@ class _Linear:
     def __call__(self, z: Tensor, n: int) -> tuple[Tensor, Tensor]:
         """The map on z, shape (K, m n, d): (outputs, log|det|), shapes (K, m n, d) and
         (K, 1)."""
-        return torch.baddbmm(self.bias, z.expand(len(self.weight), -1, -1), self.weight), \
-            self.logabsdet
+        return torch.baddbmm(self.bias, z, self.weight), self.logabsdet
 
 
 def _linear(layers: list, d: int) -> _Linear | None:
